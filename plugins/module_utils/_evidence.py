@@ -1,0 +1,77 @@
+# Copyright (c) mlstack maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The evidence record every check module returns (schema documented in docs/evidence.md).
+
+Standard library only, so that modules, action plugins and the callback share it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+# Observed keys whose value must never leave the process: a check may hold a secret in
+# memory, never in its record.
+_SECRET_MARKERS = ("password", "secret", "token", "passwd", "apikey", "api_key")
+
+
+def utc_now() -> str:
+    """An ISO 8601 UTC timestamp with milliseconds, the one format of the bundle."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _assert_no_secret_keys(observed: dict[str, Any]) -> None:
+    for key in observed:
+        lowered = key.lower()
+        if any(marker in lowered for marker in _SECRET_MARKERS):
+            raise ValueError(f"evidence key {key!r} looks like a secret; records must not carry secrets")
+
+
+def record(
+    unit: str,
+    check: str,
+    ok: bool,
+    observed: dict[str, Any] | None = None,
+    message: str = "",
+    fake: str | None = None,
+) -> dict[str, Any]:
+    """Build one evidence record.
+
+    ``fake`` names the stand-in a check ran against (a recorded response, a mocked
+    NVML) so that the bundle never passes a fake off as the real thing.
+    """
+    observed = dict(observed or {})
+    _assert_no_secret_keys(observed)
+    rec: dict[str, Any] = {
+        "schema": SCHEMA_VERSION,
+        "unit": unit,
+        "check": check,
+        "ok": bool(ok),
+        "observed": observed,
+        "message": message,
+        "timestamp": utc_now(),
+    }
+    if fake:
+        rec["fake"] = fake
+    return rec
+
+
+def verdict(records: list[dict[str, Any]]) -> bool:
+    """True when every record passed; an empty list is not a pass."""
+    return bool(records) and all(r.get("ok") for r in records)
+
+
+@contextmanager
+def stopwatch() -> Iterator[dict[str, float]]:
+    """Measure a block's wall time in milliseconds into ``holder['ms']``."""
+    holder: dict[str, float] = {}
+    start = time.perf_counter()
+    try:
+        yield holder
+    finally:
+        holder["ms"] = round((time.perf_counter() - start) * 1000.0, 2)
