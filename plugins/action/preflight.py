@@ -1,0 +1,33 @@
+# Copyright (c) mlstack maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Controller-side: reads every unit's catalog entry from hostvars and validates the whole."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.aiops.mlstack.plugins.module_utils._preflight import validate
+
+FIELDS = ("mlstack_unit_kind", "mlstack_port", "mlstack_host_port", "mlstack_docker_host", "mlstack_depends_on",
+          "mlstack_critical", "mlstack_unit_role")
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(("units", "docker_hosts"))
+    _requires_connection = False
+
+    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        result = super().run(tmp, task_vars)
+        task_vars = task_vars or {}
+        hostvars = task_vars["hostvars"]
+        names = list(self._task.args.get("units") or [])
+        units = {name: {field: hostvars[name].get(field) for field in FIELDS} for name in names}
+        errors = validate(units, set(self._task.args.get("docker_hosts") or []))
+        result.update(changed=False, units=units, errors=errors)
+        if errors:
+            result["failed"] = True
+            result["msg"] = f"preflight found {len(errors)} problem(s), nothing was changed:\n- " + "\n- ".join(errors)
+        return result

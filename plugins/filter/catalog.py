@@ -1,0 +1,35 @@
+# Copyright (c) mlstack maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Catalog filters: who uses which database, and under which identifier."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ansible_collections.aiops.mlstack.plugins.module_utils._preflight import clients_of, db_identifier
+
+DOCUMENTATION_FIELDS = ("mlstack_unit_kind", "mlstack_depends_on")
+
+
+def unit_clients(hostvars: Mapping[str, Any], units: list[str], database: str) -> list[dict[str, str]]:
+    """Service units among ``units`` that depend on ``database``, with their identifiers.
+
+    Each gets a user ``name``, a Redis key ``prefix`` and a PostgreSQL ``database`` of its own.
+    """
+    catalog = {name: {field: hostvars[name].get(field) for field in DOCUMENTATION_FIELDS} for name in units}
+    return [{"unit": name, "name": db_identifier(name), "prefix": f"{name}:", "database": db_identifier(name)}
+            for name in clients_of(catalog, database)]
+
+
+def credentials(clients: list[dict[str, str]], secrets: Mapping[str, str], fields: list[str]) -> list[dict[str, str]]:
+    """Clients with their passwords, keeping only ``fields`` besides name and password."""
+    missing = [c["name"] for c in clients if c["name"] not in secrets]
+    if missing:
+        raise ValueError(f"no secret generated for client(s) {missing}")
+    return [{"name": c["name"], "password": secrets[c["name"]], **{f: c[f] for f in fields}} for c in clients]
+
+
+class FilterModule:
+    def filters(self) -> dict[str, Any]:
+        return {"unit_clients": unit_clients, "db_identifier": db_identifier, "credentials": credentials}

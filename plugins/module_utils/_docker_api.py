@@ -1,0 +1,70 @@
+# Copyright (c) mlstack maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The Docker SDK behind the ``Engine`` seam of ``_container``: I/O only, no decisions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+try:
+    import docker
+    from docker.errors import DockerException, ImageNotFound, NotFound
+
+    HAS_DOCKER = True
+    DOCKER_IMPORT_ERROR: Exception | None = None
+except ImportError as exc:  # pragma: no cover - depends on the target's interpreter
+    HAS_DOCKER = False
+    DOCKER_IMPORT_ERROR = exc
+    DockerException = Exception  # type: ignore[assignment,misc]
+
+
+class DockerEngine:
+    """Reaches one Docker engine (``unix://``, ``tcp://`` or ``ssh://``)."""
+
+    def __init__(self, base_url: str, timeout: int = 60) -> None:
+        self.client = docker.DockerClient(base_url=base_url, timeout=timeout)
+        self.api = self.client.api
+
+    def inspect(self, name: str) -> dict[str, Any] | None:
+        try:
+            return self.api.inspect_container(name)
+        except NotFound:
+            return None
+
+    def image_id(self, image: str) -> str | None:
+        try:
+            return self.api.inspect_image(image)["Id"]
+        except ImageNotFound:
+            return None
+
+    def create(self, kwargs: dict[str, Any], extra_networks: list[dict[str, Any]]) -> None:
+        kwargs = dict(kwargs)
+        if "networking_config" in kwargs:
+            kwargs["networking_config"] = {
+                net: self.api.create_endpoint_config(aliases=conf.get("Aliases"))
+                for net, conf in kwargs["networking_config"].items()
+            }
+        container = self.client.containers.create(**kwargs)
+        for net in extra_networks:
+            self.api.connect_container_to_network(container.id, net["name"], aliases=net["aliases"] or None)
+
+    def start(self, name: str) -> None:
+        self.api.start(name)
+
+    def remove(self, name: str) -> None:
+        # Anonymous volumes go with the container; named volumes (the data) are never removed here.
+        self.api.remove_container(name, force=True, v=False)
+
+    def stop_and_rename(self, name: str, new_name: str) -> None:
+        self.api.stop(name)
+        self.api.rename(name, new_name)
+
+    def rename(self, name: str, new_name: str) -> None:
+        self.api.rename(name, new_name)
+
+    def logs_tail(self, name: str, lines: int) -> str:
+        try:
+            raw = self.api.logs(name, tail=lines, stdout=True, stderr=True)
+        except NotFound:
+            return ""
+        return raw.decode("utf-8", "replace")[-4000:]

@@ -1,0 +1,114 @@
+# Copyright (c) mlstack maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Validate the whole unit catalog before anything changes.
+
+Every message names the unit, the field and the fix, because the person reading it is
+looking at an inventory file, not at this code.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+UNIT_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
+KINDS = ("database", "service")
+
+
+def _int_port(unit: str, field: str, value: Any, errors: list[str]) -> int | None:
+    if value is None:
+        return None
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        errors.append(f"unit {unit}: {field}={value!r} is not a port number: set an integer 1-65535")
+        return None
+    if not 1 <= port <= 65535:
+        errors.append(f"unit {unit}: {field}={port} is out of range: set an integer 1-65535")
+        return None
+    return port
+
+
+def _check_unit(name: str, entry: dict[str, Any], units: dict[str, Any], docker_hosts: set[str],
+                errors: list[str]) -> None:
+    if not UNIT_NAME_RE.match(name):
+        errors.append(f"unit {name!r}: inventory host name is not a valid unit name: use 2-40 lower-case letters, "
+                      "digits and '-', starting with a letter (it names containers, volumes and database users)")
+    if entry.get("mlstack_unit_kind") not in KINDS:
+        errors.append(f"unit {name}: mlstack_unit_kind={entry.get('mlstack_unit_kind')!r}: set one of {list(KINDS)}")
+    _int_port(name, "mlstack_port", entry.get("mlstack_port"), errors)
+    if entry.get("mlstack_port") is None:
+        errors.append(f"unit {name}: mlstack_port is missing: set the port the unit listens on in its container")
+    host = entry.get("mlstack_docker_host")
+    if host not in docker_hosts:
+        errors.append(f"unit {name}: mlstack_docker_host={host!r} is not in group docker_hosts "
+                      f"({sorted(docker_hosts)}): add that machine to docker_hosts or point the unit at one of them")
+    deps = entry.get("mlstack_depends_on") or []
+    if not isinstance(deps, list):
+        errors.append(f"unit {name}: mlstack_depends_on must be a list of unit names")
+        return
+    for dep in deps:
+        if dep == name:
+            errors.append(f"unit {name}: mlstack_depends_on names the unit itself: remove {dep!r}")
+        elif dep not in units:
+            errors.append(f"unit {name}: mlstack_depends_on names unknown unit {dep!r}: "
+                          f"add {dep!r} to the inventory or remove it (known units: {sorted(units)})")
+
+
+def _check_ports(units: dict[str, dict[str, Any]], errors: list[str]) -> None:
+    taken: dict[tuple[str, int], str] = {}
+    for name in sorted(units):
+        entry = units[name]
+        port = _int_port(name, "mlstack_host_port", entry.get("mlstack_host_port"), [])
+        if port is None:
+            continue
+        key = (str(entry.get("mlstack_docker_host")), port)
+        if key in taken:
+            errors.append(f"unit {name}: mlstack_host_port={port} is already published by unit {taken[key]} on "
+                          f"{key[0]}: give one of them another mlstack_host_port")
+        else:
+            taken[key] = name
+
+
+def _check_cycles(units: dict[str, dict[str, Any]], errors: list[str]) -> None:
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for dep in units.get(node, {}).get("mlstack_depends_on") or []:
+            if dep not in units or dep == node:
+                continue
+            if state.get(dep) == 1:
+                cycle = path[path.index(dep):] + [dep] if dep in path else [node, dep]
+                errors.append(f"unit {node}: mlstack_depends_on forms a cycle {' -> '.join(cycle)}: "
+                              "remove one of these dependencies")
+            elif state.get(dep) is None:
+                visit(dep, path + [dep])
+        state[node] = 2
+
+    for name in sorted(units):
+        if state.get(name) is None:
+            visit(name, [name])
+
+
+def validate(units: dict[str, dict[str, Any]], docker_hosts: set[str]) -> list[str]:
+    """All problems of the catalog, in a stable order; an empty list means go."""
+    errors: list[str] = []
+    if not units:
+        errors.append("the inventory has no units: add hosts to groups mlstack_databases / mlstack_services")
+    for name in sorted(units):
+        _check_unit(name, units[name], units, docker_hosts, errors)
+    _check_ports(units, errors)
+    _check_cycles(units, errors)
+    return errors
+
+
+def clients_of(units: dict[str, dict[str, Any]], database: str) -> list[str]:
+    """Service units that declare a dependency on ``database``: each gets its own credentials."""
+    return sorted(name for name, entry in units.items()
+                  if entry.get("mlstack_unit_kind") == "service" and database in (entry.get("mlstack_depends_on") or []))
+
+
+def db_identifier(unit: str) -> str:
+    """A unit name as a database user / role / key prefix identifier."""
+    return unit.replace("-", "_")

@@ -1,0 +1,192 @@
+#!/usr/bin/python
+# Copyright (c) mlstack maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: container
+short_description: Reconcile one mlstack unit's container and wait for its health
+version_added: 0.1.0
+description:
+  - Waits for the health of the containers the unit depends on, then creates, starts or
+    recreates the unit's container so that it matches the declared O(spec), then waits
+    until Docker reports it C(healthy).
+  - Only the fields the unit declares are compared: their hash is stored in the
+    C(io.mlstack.spec-hash) label, so a re-run with the same spec and image never
+    recreates, and a changed spec or a new image recreates exactly once.
+  - A recreate stops and keeps the old container (renamed C(<name>_previous)) until the new one is
+    healthy. If it is not, the new one is removed and the old one is started again, data
+    volumes untouched, and the task fails with RV(rolled_back=true).
+  - A container without a healthcheck is not healthy; C(unhealthy), exited or restarting
+    containers fail at once with the last health-log lines and log tail.
+author: mlstack maintainers
+requirements:
+  - docker (Python SDK) >= 7.0
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+options:
+  name:
+    description: Container name.
+    type: str
+    required: true
+  unit:
+    description: Catalog unit the container belongs to, recorded in a label and in the evidence.
+    type: str
+    required: true
+  state:
+    description: C(started) reconciles and waits for health; C(absent) removes the container (never its volumes).
+    type: str
+    choices: [started, absent]
+    default: started
+  spec:
+    description:
+      - The managed spec. Keys are C(image) (required), C(command), C(entrypoint), C(env), C(labels),
+        C(volumes) (C(volume:/path[:ro]) or C(/host/path:/path[:ro])), C(networks) (names or
+        C({name, aliases})), C(ports) (C({"6379/tcp": ["127.0.0.1", 6379]})), C(healthcheck)
+        (C({test, interval, timeout, retries, start_period}) in seconds), C(user), C(read_only),
+        C(tmpfs), C(cap_drop), C(cap_add), C(security_opt), C(restart_policy), C(memory), C(cpus),
+        C(pids_limit), C(log_options), C(stop_timeout).
+      - Unknown keys are refused.
+    type: dict
+    default: {}
+  depends_on:
+    description: Containers that must be healthy before this one is touched (the streams' only sync points).
+    type: list
+    elements: str
+    default: []
+  recreate:
+    description: C(if_changed) recreates on a changed spec or image; C(always) forces it; C(never) adopts and reports drift.
+    type: str
+    choices: [if_changed, always, never]
+    default: if_changed
+  wait:
+    description: Wait for the container to become healthy.
+    type: bool
+    default: true
+  timeout:
+    description: Seconds to wait for each health gate (dependencies, then the container itself).
+    type: float
+    default: 120
+  docker_host:
+    description: Docker engine address (C(unix://), C(tcp://) or C(ssh://)).
+    type: str
+    default: unix:///var/run/docker.sock
+"""
+
+EXAMPLES = r"""
+- name: Run the unit's container and wait until it is healthy
+  aiops.mlstack.container:
+    name: mlstack-redis
+    unit: redis
+    spec:
+      image: mlstack/redis:recipe
+      command: [redis-server, /etc/mlstack/redis.conf]
+      volumes: ["mlstack-redis-data:/data", "/var/lib/mlstack/redis/config:/etc/mlstack:ro"]
+      networks: [{name: mlstack_backend, aliases: [redis]}]
+      healthcheck: {test: [CMD, redis-cli, PING], interval: 1, retries: 30}
+  register: __redis_container
+"""
+
+RETURN = r"""
+action:
+  description: What was done, C(create), C(recreate), C(start), C(remove) or C(none).
+  returned: always
+  type: str
+reason:
+  description: Why, for instance which declared fields changed.
+  returned: always
+  type: str
+changed_fields:
+  description: Declared spec fields that differ from the running container's.
+  returned: always
+  type: list
+  elements: str
+spec_hash:
+  description: Hash of the declared spec and image id, stored in the container's label.
+  returned: when state=started
+  type: str
+health:
+  description: Health wait result, C(state) and C(waited_s).
+  returned: when waited
+  type: dict
+dependencies:
+  description: Health wait result per dependency.
+  returned: always
+  type: dict
+addresses:
+  description: The container's IP address on each of its networks (empty when there is no container).
+  returned: when state=started
+  type: dict
+rolled_back:
+  description: True when a failed recreate put the previous container back.
+  returned: always
+  type: bool
+failure:
+  description: On failure, the health state, health-log lines and log tail Docker gave.
+  returned: on failure
+  type: dict
+evidence:
+  description: One evidence record (check C(deploy)) describing the reconciliation and health.
+  returned: always
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
+
+from ansible_collections.aiops.mlstack.plugins.module_utils import _container as ctr  # noqa: E402
+from ansible_collections.aiops.mlstack.plugins.module_utils._docker_api import (  # noqa: E402
+    DOCKER_IMPORT_ERROR,
+    HAS_DOCKER,
+    DockerEngine,
+    DockerException,
+)
+from ansible_collections.aiops.mlstack.plugins.module_utils._evidence import record  # noqa: E402
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "name": {"type": "str", "required": True},
+            "unit": {"type": "str", "required": True},
+            "state": {"type": "str", "choices": ["started", "absent"], "default": "started"},
+            "spec": {"type": "dict", "default": {}},
+            "depends_on": {"type": "list", "elements": "str", "default": []},
+            "recreate": {"type": "str", "choices": ["if_changed", "always", "never"], "default": "if_changed"},
+            "wait": {"type": "bool", "default": True},
+            "timeout": {"type": "float", "default": 120},
+            "docker_host": {"type": "str", "default": "unix:///var/run/docker.sock"},
+        },
+        required_if=[("state", "started", ["spec"])],
+        supports_check_mode=True,
+    )
+    if not HAS_DOCKER:
+        module.fail_json(msg=missing_required_lib("docker"), exception=str(DOCKER_IMPORT_ERROR))
+    p = module.params
+    try:
+        engine = DockerEngine(p["docker_host"])
+        result = ctr.run(engine, p["name"], p["spec"], unit=p["unit"], state=p["state"], depends_on=p["depends_on"],
+                         recreate=p["recreate"], wait=p["wait"], timeout=p["timeout"], check_mode=module.check_mode)
+    except ctr.RolledBack as exc:
+        result = exc.result
+        result["evidence"] = record(p["unit"], "deploy", False, ctr.evidence_observed(result), str(exc))
+        module.fail_json(msg=f"unit {p['unit']}: new container failed ({exc}); the previous container was put back",
+                         **result)
+    except ctr.HealthError as exc:
+        module.fail_json(msg=f"unit {p['unit']}: {exc}", failure=exc.detail, rolled_back=False,
+                         evidence=record(p["unit"], "deploy", False, ctr.failure_observed(exc.detail), str(exc)))
+    except (ctr.SpecError, DockerException) as exc:
+        module.fail_json(msg=f"unit {p['unit']}: {exc}", rolled_back=False)
+    result["evidence"] = record(p["unit"], "deploy", True, ctr.evidence_observed(result), result["reason"])
+    diff = result.pop("diff")
+    if module._diff:
+        result["diff"] = diff
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

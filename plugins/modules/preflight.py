@@ -1,0 +1,56 @@
+#!/usr/bin/python
+# Copyright (c) mlstack maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: preflight
+short_description: Validate the whole unit catalog before anything changes
+version_added: 0.1.0
+description:
+  - Reads each unit's catalog entry (C(mlstack_unit_kind), C(mlstack_port), C(mlstack_host_port),
+    C(mlstack_docker_host), C(mlstack_depends_on)) from the inventory and fails, listing every
+    problem with the unit, the field and the fix, when a unit name is invalid, a dependency is
+    unknown, self-referencing or cyclic, two units publish one host port on one Docker host, or a
+    unit points at a machine outside C(docker_hosts).
+  - This is an action plugin that runs on the controller and changes nothing.
+author: mlstack maintainers
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+options:
+  units:
+    description: Inventory host names of the units to validate.
+    type: list
+    elements: str
+    required: true
+  docker_hosts:
+    description: Inventory host names of the Docker machines.
+    type: list
+    elements: str
+    required: true
+"""
+
+EXAMPLES = r"""
+- name: Validate the unit catalog
+  aiops.mlstack.preflight:
+    units: "{{ groups['mlstack_units'] }}"
+    docker_hosts: "{{ groups['docker_hosts'] }}"
+  run_once: true
+"""
+
+RETURN = r"""
+units:
+  description: The catalog entries that were validated.
+  returned: always
+  type: dict
+errors:
+  description: Every problem found, each naming the unit, the field and the fix.
+  returned: always
+  type: list
+  elements: str
+"""
