@@ -1,0 +1,61 @@
+"""Catalog validation: every message names the unit, the field and the fix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ansible_collections.aiops.mlstack.plugins.module_utils._preflight import clients_of, validate
+
+
+def unit(kind: str = "service", port: int = 8000, deps: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+    return {"mlstack_unit_kind": kind, "mlstack_port": port, "mlstack_docker_host": "localhost",
+            "mlstack_depends_on": deps or [], **extra}
+
+
+GOOD = {"redis": unit("database", 6379), "chat": unit(port=8007, deps=["redis"], mlstack_host_port=8007)}
+
+
+def test_a_good_catalog_passes() -> None:
+    assert validate(GOOD, {"localhost"}) == []
+
+
+@pytest.mark.parametrize(
+    ("units", "expected"),
+    [
+        ({**GOOD, "chat": unit(deps=["redis", "qdrant"])},
+         "unit chat: mlstack_depends_on names unknown unit 'qdrant': add 'qdrant' to the inventory or remove it"),
+        ({**GOOD, "Chat_2": unit()}, "unit 'Chat_2': inventory host name is not a valid unit name"),
+        ({**GOOD, "voice": unit(port=8006, mlstack_host_port=8007)},
+         "unit voice: mlstack_host_port=8007 is already published by unit chat on localhost"),
+        ({**GOOD, "x": unit(port=70000)}, "unit x: mlstack_port=70000 is out of range"),
+        ({**GOOD, "x": unit(port="http")}, "unit x: mlstack_port='http' is not a port number"),
+        ({**GOOD, "x": {**unit(), "mlstack_docker_host": "gpu1"}},
+         "unit x: mlstack_docker_host='gpu1' is not in group docker_hosts"),
+        ({**GOOD, "x": unit(kind="thing")}, "unit x: mlstack_unit_kind='thing': set one of"),
+        ({**GOOD, "x": unit(deps=["x"])}, "unit x: mlstack_depends_on names the unit itself"),
+        ({"aa": unit(deps=["bb"]), "bb": unit(port=1, deps=["aa"])}, "forms a cycle aa -> bb -> aa"),
+        ({}, "the inventory has no units"),
+    ],
+)
+def test_bad_catalog_is_refused_with_a_precise_message(units: dict[str, Any], expected: str) -> None:
+    errors = validate(units, {"localhost"})
+    assert any(expected in e for e in errors), errors
+
+
+def test_unpublished_ports_may_repeat_across_units() -> None:
+    units = {"redis": unit("database", 6379), "redis-cache": unit("database", 6379)}
+    assert validate(units, {"localhost"}) == []
+
+
+def test_same_host_port_on_different_docker_hosts_is_fine() -> None:
+    units = {"aa": unit(mlstack_host_port=80), "bb": {**unit(mlstack_host_port=80), "mlstack_docker_host": "h2"}}
+    assert validate(units, {"localhost", "h2"}) == []
+
+
+def test_clients_are_the_services_that_depend_on_the_database() -> None:
+    units = {**GOOD, "voice-interaction": unit(deps=["redis"]), "learning": unit(deps=["postgresql"]),
+             "postgresql": unit("database", 5432)}
+    assert clients_of(units, "redis") == ["chat", "voice-interaction"]
+    assert clients_of(units, "postgresql") == ["learning"]

@@ -1,0 +1,56 @@
+"""Secrets: generated once, 0600, never replaced, loose permissions refused."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.aiops.mlstack.plugins.module_utils._secrets import SecretError, ensure
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_generated_once_private_and_kept(tmp_path: Path) -> None:
+    base = tmp_path / "secrets"
+    value, created = ensure(base, "redis", "admin")
+    assert created and len(value) == 40
+    assert mode(base / "redis" / "admin") == 0o600
+    assert mode(base / "redis") == 0o700
+    again, created_again = ensure(base, "redis", "admin")
+    assert (again, created_again) == (value, False)
+
+
+def test_two_secrets_differ(tmp_path: Path) -> None:
+    assert ensure(tmp_path, "redis", "admin")[0] != ensure(tmp_path, "redis", "chat")[0]
+
+
+def test_check_mode_writes_nothing(tmp_path: Path) -> None:
+    value, created = ensure(tmp_path / "s", "redis", "admin", check_mode=True)
+    assert created and value
+    assert not (tmp_path / "s").exists()
+
+
+def test_loose_file_permissions_are_refused_with_the_fix(tmp_path: Path) -> None:
+    ensure(tmp_path, "redis", "admin")
+    (tmp_path / "redis" / "admin").chmod(0o644)
+    with pytest.raises(SecretError, match=r"mode 0644, readable by others: run 'chmod 600 .*admin'"):
+        ensure(tmp_path, "redis", "admin")
+
+
+def test_short_secret_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "redis").mkdir(mode=0o700)
+    weak = tmp_path / "redis" / "admin"
+    weak.write_text("hunter2\n")
+    weak.chmod(0o600)
+    with pytest.raises(SecretError, match="shorter than 24 characters"):
+        ensure(tmp_path, "redis", "admin")
+
+
+@pytest.mark.parametrize("name", ["../etc", "Admin", "", "a/b"])
+def test_bad_names_are_refused(tmp_path: Path, name: str) -> None:
+    with pytest.raises(SecretError, match="invalid"):
+        ensure(tmp_path, "redis", name)
