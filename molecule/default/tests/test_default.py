@@ -1,0 +1,124 @@
+"""testinfra: what phase5 left on this machine, checked from the outside.
+
+Runs through pytest (``--hosts=local://``) from the scenario's verify playbook. Secrets are
+read from the controller's secrets directory and never printed: assertions compare
+outcomes (accepted/refused), never values.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+
+ROOT = Path(__file__).resolve().parents[3]
+SECRETS = Path(os.environ.get("MLSTACK_SECRETS_DIR", Path.home() / ".local/share/mlstack/secrets"))
+BACKEND = "mlstack_backend"
+
+
+def inspect(host: Any, name: str) -> dict[str, Any]:
+    out = host.check_output(f"docker inspect {name}")
+    return json.loads(out)[0]
+
+
+def address(host: Any, name: str) -> str:
+    return inspect(host, name)["NetworkSettings"]["Networks"][BACKEND]["IPAddress"]
+
+
+def secret(unit: str, name: str) -> str:
+    return (SECRETS / unit / name).read_text().strip()
+
+
+@pytest.mark.parametrize("name", ["mlstack-redis", "mlstack-postgresql"])
+def test_container_running_healthy_hardened_and_unpublished(host: Any, name: str) -> None:
+    info = inspect(host, name)
+    assert info["State"]["Running"] is True
+    assert info["State"]["Health"]["Status"] == "healthy"
+    assert info["Config"]["User"] == "999:999"
+    assert info["HostConfig"]["ReadonlyRootfs"] is True
+    assert info["HostConfig"]["CapDrop"] == ["ALL"]
+    assert info["HostConfig"]["Privileged"] is False
+    assert not info["HostConfig"]["PortBindings"]
+    assert list(info["NetworkSettings"]["Networks"]) == [BACKEND]
+
+
+def test_backend_network_is_internal(host: Any) -> None:
+    net = json.loads(host.check_output(f"docker network inspect {BACKEND}"))[0]
+    assert net["Internal"] is True
+
+
+def test_secrets_are_private_files(host: Any) -> None:
+    for unit in ("redis", "postgresql"):
+        directory = host.file(str(SECRETS / unit))
+        assert directory.mode == 0o700
+        for path in (SECRETS / unit).iterdir():
+            assert host.file(str(path)).mode == 0o600
+
+
+def test_redis_refuses_anonymous_and_wrong_password(host: Any) -> None:
+    ip = address(host, "mlstack-redis")
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        redis.Redis(host=ip, socket_timeout=3).ping()
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        redis.Redis(host=ip, username="admin", password="wrong-" + uuid.uuid4().hex, socket_timeout=3).ping()
+
+
+def test_redis_service_user_confined_to_its_prefix(host: Any) -> None:
+    client = redis.Redis(host=address(host, "mlstack-redis"), username="chat", password=secret("redis", "chat"),
+                         socket_timeout=3)
+    assert client.set("chat:verify", "1") is True
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        client.get("voice-interaction:anything")
+    client.delete("chat:verify")
+
+
+def test_postgres_refuses_missing_and_wrong_password(host: Any) -> None:
+    ip = address(host, "mlstack-postgresql")
+    for password in ("", "wrong-" + uuid.uuid4().hex):
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(host=ip, user="postgres", password=password, dbname="postgres", connect_timeout=3)
+
+
+def test_postgres_service_role_reaches_only_its_database(host: Any) -> None:
+    ip = address(host, "mlstack-postgresql")
+    with psycopg.connect(host=ip, user="chat", password=secret("postgresql", "chat"), dbname="chat",
+                         connect_timeout=3) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == ("chat",)
+        assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone() == (False,)
+    with pytest.raises(psycopg.OperationalError, match="permission denied"):
+        psycopg.connect(host=ip, user="chat", password=secret("postgresql", "chat"), dbname="learning",
+                        connect_timeout=3)
+
+
+def test_data_survives_recreation_of_both_containers(host: Any) -> None:
+    marker = uuid.uuid4().hex
+    r = redis.Redis(host=address(host, "mlstack-redis"), username="chat", password=secret("redis", "chat"),
+                    socket_timeout=3)
+    r.set("chat:survives", marker)
+    pg_kw = {"user": "chat", "password": secret("postgresql", "chat"), "dbname": "chat", "connect_timeout": 3}
+    with psycopg.connect(host=address(host, "mlstack-postgresql"), **pg_kw) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS survives (marker text)")
+        conn.execute("INSERT INTO survives VALUES (%s)", (marker,))
+    before = {n: inspect(host, n)["Id"] for n in ("mlstack-redis", "mlstack-postgresql")}
+
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
+    run = subprocess.run(
+        [str(ROOT / ".venv/bin/ansible-playbook"), "-i", "inventories/local", "playbooks/units.yml",
+         "-e", "mlstack_recreate=always"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert run.returncode == 0, run.stdout[-3000:]
+
+    after = {n: inspect(host, n)["Id"] for n in before}
+    assert all(before[n] != after[n] for n in before), "containers were not recreated"
+    r = redis.Redis(host=address(host, "mlstack-redis"), username="chat", password=secret("redis", "chat"),
+                    socket_timeout=3)
+    assert r.get("chat:survives") == marker.encode()
+    with psycopg.connect(host=address(host, "mlstack-postgresql"), **pg_kw) as conn:
+        assert conn.execute("SELECT count(*) FROM survives WHERE marker = %s", (marker,)).fetchone() == (1,)
