@@ -412,7 +412,7 @@ def evidence_observed(result: dict[str, Any]) -> dict[str, Any]:
     health = result.get("health") or {}
     observed["health"] = health.get("state")
     observed["health_wait_s"] = health.get("waited_s")
-    observed["dependencies"] = sorted((result.get("dependencies") or {}))
+    observed["dependencies"] = sorted(result.get("dependencies") or {})
     if result.get("failure"):
         observed["failure"] = failure_observed(result["failure"])
     return observed

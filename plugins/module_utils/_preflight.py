@@ -106,7 +106,8 @@ def validate(units: dict[str, dict[str, Any]], docker_hosts: set[str]) -> list[s
 def clients_of(units: dict[str, dict[str, Any]], database: str) -> list[str]:
     """Service units that declare a dependency on ``database``: each gets its own credentials."""
     return sorted(name for name, entry in units.items()
-                  if entry.get("mlstack_unit_kind") == "service" and database in (entry.get("mlstack_depends_on") or []))
+                  if entry.get("mlstack_unit_kind") == "service"
+                  and database in (entry.get("mlstack_depends_on") or []))
 
 
 def db_identifier(unit: str) -> str:

@@ -60,7 +60,9 @@ options:
     elements: str
     default: []
   recreate:
-    description: C(if_changed) recreates on a changed spec or image; C(always) forces it; C(never) adopts and reports drift.
+    description:
+      - C(if_changed) recreates on a changed spec or image; C(always) forces it.
+      - C(never) adopts an existing container and reports drift without correcting it.
     type: str
     choices: [if_changed, always, never]
     default: if_changed

@@ -21,7 +21,9 @@ author: mlstack maintainers
 attributes:
   check_mode:
     support: full
-    details: In check mode a missing secret is reported as created and an ephemeral value is returned; nothing is written.
+    details: >-
+      In check mode a missing secret is reported as created and an ephemeral value is
+      returned; nothing is written.
   diff_mode:
     support: none
 options:
