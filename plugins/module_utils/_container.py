@@ -75,6 +75,12 @@ def normalize_spec(spec: dict[str, Any]) -> dict[str, Any]:
     out["ports"] = {str(k): v for k, v in (out["ports"] or {}).items()}
     for key in ("volumes", "cap_drop", "cap_add", "security_opt"):
         out[key] = sorted(str(v) for v in out[key] or [])
+    # Templating may turn "5432" into 5432; Docker wants strings in argv-like fields.
+    for key in ("command", "entrypoint"):
+        if isinstance(out[key], list):
+            out[key] = [str(v) for v in out[key]]
+    if out["healthcheck"]:
+        out["healthcheck"] = {**out["healthcheck"], "test": [str(v) for v in out["healthcheck"]["test"]]}
     out["networks"] = sorted((_network_entry(n) for n in out["networks"] or []), key=lambda n: n["name"])
     return out
 

@@ -9,6 +9,7 @@ from typing import Any
 try:
     import docker
     from docker.errors import DockerException, ImageNotFound, NotFound
+    from docker.models.containers import _create_container_args
 
     HAS_DOCKER = True
     DOCKER_IMPORT_ERROR: Exception | None = None
@@ -44,9 +45,15 @@ class DockerEngine:
                 net: self.api.create_endpoint_config(aliases=conf.get("Aliases"))
                 for net, conf in kwargs["networking_config"].items()
             }
-        container = self.client.containers.create(**kwargs)
+        stop_timeout = kwargs.pop("stop_timeout", None)
+        # The SDK's high-level create has no stop_timeout; its argument builder plus the
+        # low-level call gives every option one path.
+        args = _create_container_args({**kwargs, "version": self.api._version})
+        if stop_timeout is not None:
+            args["stop_timeout"] = stop_timeout
+        container_id = self.api.create_container(**args)["Id"]
         for net in extra_networks:
-            self.api.connect_container_to_network(container.id, net["name"], aliases=net["aliases"] or None)
+            self.api.connect_container_to_network(container_id, net["name"], aliases=net["aliases"] or None)
 
     def start(self, name: str) -> None:
         self.api.start(name)
