@@ -75,3 +75,30 @@ def stopwatch() -> Iterator[dict[str, float]]:
         yield holder
     finally:
         holder["ms"] = round((time.perf_counter() - start) * 1000.0, 2)
+
+
+def scrub(text: str, secrets: list[str | None] | tuple[str | None, ...]) -> str:
+    """Replace every occurrence of each non-empty secret in ``text`` with ``********``.
+
+    For error texts that come back from a server or a client library: they should not
+    carry a password, and this makes sure they don't. Longer secrets go first so that a
+    secret containing another is masked whole.
+    """
+    out = str(text)
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        out = out.replace(secret, "********")
+    return out
+
+
+def summary(unit: str, records: list[dict[str, Any]]) -> str:
+    """One line for a check module's ``msg``: all ok, or the failed checks (with their user)."""
+    if verdict(records):
+        return f"{unit}: {len(records)} of {len(records)} checks ok"
+    if not records:
+        return f"{unit}: no checks ran"
+    failed = [
+        r["check"] + (f" ({r['observed']['user']})" if "user" in r.get("observed", {}) else "")
+        for r in records
+        if not r.get("ok")
+    ]
+    return f"{unit}: {len(failed)} of {len(records)} checks failed: {', '.join(failed)}"
