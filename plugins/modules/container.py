@@ -13,7 +13,7 @@ description:
   - Waits for the health of the containers the unit depends on, then creates, starts or
     recreates the unit's container so that it matches the declared O(spec), then waits
     until Docker reports it C(healthy).
-  - Only the fields the unit declares are compared: their hash is stored in the
+  - Only the fields the unit declares are compared. Their hash is stored in the
     C(io.mlstack.spec-hash) label, so a re-run with the same spec and image never
     recreates, and a changed spec or a new image recreates exactly once.
   - A recreate stops and keeps the old container (renamed C(<name>_previous)) until the new one is
@@ -47,7 +47,7 @@ options:
     description:
       - The managed spec. Keys are C(image) (required), C(command), C(entrypoint), C(env), C(labels),
         C(volumes) (C(volume:/path[:ro]) or C(/host/path:/path[:ro])), C(networks) (names or
-        C({name, aliases})), C(ports) (C({"6379/tcp": ["127.0.0.1", 6379]})), C(healthcheck)
+        C(name) and C(aliases)), C(ports) (container port to C([host address, host port])), C(healthcheck)
         (C({test, interval, timeout, retries, start_period}) in seconds), C(user), C(read_only),
         C(tmpfs), C(cap_drop), C(cap_add), C(security_opt), C(restart_policy), C(memory), C(cpus),
         C(pids_limit), C(log_options), C(stop_timeout).
