@@ -8,7 +8,7 @@ from typing import Any
 
 try:
     import docker
-    from docker.errors import DockerException, ImageNotFound, NotFound
+    from docker.errors import DockerException, ImageNotFound, NotFound  # noqa: F401  # pylint: disable=unused-import
     from docker.models.containers import _create_container_args
 
     HAS_DOCKER = True

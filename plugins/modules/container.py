@@ -21,13 +21,15 @@ description:
     volumes untouched, and the task fails with RV(rolled_back=true).
   - A container without a healthcheck is not healthy; C(unhealthy), exited or restarting
     containers fail at once with the last health-log lines and log tail.
-author: mlstack maintainers
+author: mlstack maintainers (@aiops)
 requirements:
   - docker (Python SDK) >= 7.0
 attributes:
   check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
     support: full
 options:
   name:

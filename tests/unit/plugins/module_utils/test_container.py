@@ -72,8 +72,8 @@ SPEC = {
 }
 
 
-def deploy(engine: FakeEngine, spec: dict[str, Any] = SPEC, **kw: Any) -> dict[str, Any]:
-    return ctr.run(engine, "mlstack-redis", spec, unit="redis", **kw)
+def deploy(engine: FakeEngine, spec: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
+    return ctr.run(engine, "mlstack-redis", SPEC if spec is None else spec, unit="redis", **kw)
 
 
 def test_first_run_creates_and_waits_for_health() -> None:
