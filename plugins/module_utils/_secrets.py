@@ -8,6 +8,7 @@ import os
 import re
 import secrets
 import stat
+import string
 from pathlib import Path
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
@@ -18,9 +19,12 @@ class SecretError(ValueError):
     """A secret that cannot be used as it is; the message names the file and the fix."""
 
 
+_ALPHABET = string.ascii_letters + string.digits
+
+
 def generate(length: int = 40) -> str:
-    """A URL-safe random string: safe inside connection strings and ACL files."""
-    return secrets.token_urlsafe(length)[:length]
+    """Letters and digits only: safe in URLs, ACL files and shells, never read as an option."""
+    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
 
 
 def secret_path(base: Path, unit: str, name: str) -> Path:

@@ -17,7 +17,7 @@ def mode(path: Path) -> int:
 def test_generated_once_private_and_kept(tmp_path: Path) -> None:
     base = tmp_path / "secrets"
     value, created = ensure(base, "redis", "admin")
-    assert created and len(value) == 40
+    assert created and len(value) == 40 and value.isalnum()
     assert mode(base / "redis" / "admin") == 0o600
     assert mode(base / "redis") == 0o700
     again, created_again = ensure(base, "redis", "admin")
