@@ -9,13 +9,18 @@ from pathlib import Path
 from typing import Any
 
 
+def _ignored(relative: Path) -> bool:
+    """Caches, local environments and the injected CA are not part of a recipe."""
+    return any(part.startswith(".") or part == "__pycache__" for part in relative.parts) or relative.name == "host-ca.crt"
+
+
 def tree_hash(path: str, length: int = 12) -> str:
     """sha256 over every file's relative path and bytes, in sorted order."""
     root = Path(path)
     if not root.is_dir():
         raise ValueError(f"build recipe directory {path} does not exist")
     digest = hashlib.sha256()
-    for file in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+    for file in sorted(p for p in root.rglob("*") if p.is_file() and not _ignored(p.relative_to(root))):
         digest.update(str(file.relative_to(root)).encode() + b"\0")
         digest.update(file.read_bytes() + b"\0")
     return digest.hexdigest()[:length]
