@@ -11,7 +11,8 @@ from typing import Any
 
 def _ignored(relative: Path) -> bool:
     """Caches, local environments and the injected CA are not part of a recipe."""
-    return any(part.startswith(".") or part == "__pycache__" for part in relative.parts) or relative.name == "host-ca.crt"
+    hidden = any(part.startswith(".") or part == "__pycache__" for part in relative.parts)
+    return hidden or relative.name == "host-ca.crt"
 
 
 def tree_hash(path: str, length: int = 12) -> str:

@@ -47,6 +47,8 @@ SPEC_DEFAULTS: dict[str, Any] = {
     "pids_limit": None,
     "log_options": {},
     "stop_timeout": None,
+    # GPU device ids (UUIDs or indexes) handed to the NVIDIA runtime; empty means no GPU.
+    "gpus": [],
 }
 
 
@@ -73,6 +75,7 @@ def normalize_spec(spec: dict[str, Any]) -> dict[str, Any]:
     out["env"] = {str(k): str(v) for k, v in (out["env"] or {}).items()}
     out["labels"] = {str(k): str(v) for k, v in (out["labels"] or {}).items()}
     out["ports"] = {str(k): v for k, v in (out["ports"] or {}).items()}
+    out["gpus"] = [str(g) for g in out["gpus"] or []]
     for key in ("volumes", "cap_drop", "cap_add", "security_opt"):
         out[key] = sorted(str(v) for v in out[key] or [])
     # Templating may turn "5432" into 5432; Docker wants strings in argv-like fields.
@@ -212,6 +215,8 @@ def create_kwargs(name: str, spec: dict[str, Any], labels: dict[str, str]) -> di
             "retries": int(hc.get("retries", 30)),
             "start_period": _duration_ns(hc.get("start_period", 0)),
         }
+    if spec["gpus"]:
+        kwargs["device_requests"] = [{"driver": "nvidia", "device_ids": spec["gpus"], "capabilities": [["gpu"]]}]
     if spec["stop_timeout"] is not None:
         kwargs["stop_timeout"] = int(spec["stop_timeout"])
     if spec["networks"]:

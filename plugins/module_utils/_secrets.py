@@ -69,3 +69,40 @@ def ensure(base: Path, unit: str, name: str, length: int = 40, check_mode: bool 
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(value + "\n")
     return value, True
+
+
+def ensure_keypair(base: Path, unit: str, name: str, check_mode: bool = False) -> tuple[str, bool]:
+    """An Ed25519 signing key pair: ``<name>.pem`` (private, 0600) and ``<name>.pub.pem``.
+
+    Returns (public key PEM, created). Services get only the public half.
+    """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    private_path = secret_path(base, unit, f"{name}.pem")
+    public_path = secret_path(base, unit, f"{name}.pub.pem")
+    if private_path.exists():
+        check_permissions(private_path.parent)
+        check_permissions(private_path)
+        key = serialization.load_pem_private_key(private_path.read_bytes(), password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise SecretError(f"{private_path} is not an Ed25519 private key: move it away to have one generated")
+        created = False
+    else:
+        key = Ed25519PrivateKey.generate()
+        created = True
+        if not check_mode:
+            for directory in (base, private_path.parent):
+                directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+                check_permissions(directory)
+            pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
+            fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(pem)
+    public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    if not check_mode and (not public_path.exists() or public_path.read_text() != public):
+        public_path.write_text(public)
+        public_path.chmod(0o644)
+    return public, created

@@ -41,7 +41,14 @@ options:
     description: Secret names (file names).
     type: list
     elements: str
-    required: true
+    default: []
+  keypairs:
+    description:
+      - Names of Ed25519 signing key pairs, kept as C(<name>.pem) (private, 0600) and
+        C(<name>.pub.pem). Only the public halves are returned, in RV(public_keys).
+    type: list
+    elements: str
+    default: []
   length:
     description: Length of generated secrets.
     type: int
@@ -61,6 +68,10 @@ EXAMPLES = r"""
 RETURN = r"""
 secrets:
   description: Name to value. Secret, keep the task no_log.
+  returned: always
+  type: dict
+public_keys:
+  description: Key pair name to its public key (PEM). Not secret.
   returned: always
   type: dict
 created:

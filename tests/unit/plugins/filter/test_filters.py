@@ -46,3 +46,26 @@ def test_tree_hash_changes_with_content_and_names(tmp_path: Path) -> None:
 def test_tree_hash_of_missing_recipe_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="does not exist"):
         tree_hash(str(tmp_path / "nope"))
+
+
+def test_service_wiring_gives_each_dependency_its_block() -> None:
+    from ansible_collections.aiops.mlstack.plugins.filter.service import service_wiring
+
+    hostvars = {
+        "redis": {"mlstack_unit_kind": "database", "mlstack_unit_role": "redis", "mlstack_port": 6379},
+        "postgresql": {"mlstack_unit_kind": "database", "mlstack_unit_role": "postgresql", "mlstack_port": 5432},
+        "llm": {"mlstack_unit_kind": "service", "mlstack_unit_role": "ml_service", "mlstack_port": 8080},
+        "chat": {"mlstack_unit_kind": "service", "mlstack_unit_role": "ml_service", "mlstack_port": 8007,
+                 "mlstack_depends_on": ["redis", "postgresql", "llm"], "mlstack_optional": ["reasoning", "memory"]},
+        "memory": {"mlstack_unit_kind": "service", "mlstack_unit_role": "ml_service", "mlstack_port": 8001},
+    }
+    wiring = service_wiring(hostvars, "chat", list(hostvars))
+    env = wiring["env"]
+    assert env["REDIS_USER"] == "chat" and env["REDIS_PREFIX"] == "chat:" and env["REDIS_HOST"] == "redis"
+    assert env["POSTGRES_DB"] == "chat" and env["POSTGRES_PORT"] == "5432"
+    assert env["LLM_URL"] == "http://llm:8080"
+    assert env["MEMORY_URL"] == "http://memory:8001"
+    assert "REASONING_URL" not in env  # optional and absent from the catalog: not wired
+    assert wiring["secrets"] == {"redis_password": ["redis", "chat"], "postgres_password": ["postgresql", "chat"]}
+    assert wiring["depends_on"] == ["mlstack-redis", "mlstack-postgresql", "mlstack-llm"]
+    assert not any("PASSWORD" in k and not k.endswith("_FILE") for k in env)

@@ -238,3 +238,11 @@ def test_create_kwargs_translate_durations_limits_and_networks() -> None:
     assert kwargs["network"] == "backend"
     assert kwargs["networking_config"] == {"backend": {"Aliases": ["redis"]}}
     assert kwargs["labels"] == {"l": "v"}
+
+
+def test_gpu_request_becomes_an_nvidia_device_request_in_declared_order() -> None:
+    spec = ctr.normalize_spec({**SPEC, "gpus": ["GPU-b", 0]})
+    kwargs = ctr.create_kwargs("n", spec, {})
+    assert kwargs["device_requests"] == [{"driver": "nvidia", "device_ids": ["GPU-b", "0"],
+                                          "capabilities": [["gpu"]]}]
+    assert "device_requests" not in ctr.create_kwargs("n", ctr.normalize_spec(SPEC), {})

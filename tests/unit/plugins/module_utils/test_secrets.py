@@ -54,3 +54,27 @@ def test_short_secret_is_refused(tmp_path: Path) -> None:
 def test_bad_names_are_refused(tmp_path: Path, name: str) -> None:
     with pytest.raises(SecretError, match="invalid"):
         ensure(tmp_path, "redis", name)
+
+
+def test_keypair_generated_once_private_half_private(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    from ansible_collections.aiops.mlstack.plugins.module_utils._secrets import ensure_keypair
+
+    public, created = ensure_keypair(tmp_path, "jwt", "signing")
+    assert created and public.startswith("-----BEGIN PUBLIC KEY-----")
+    assert mode(tmp_path / "jwt" / "signing.pem") == 0o600
+    assert (tmp_path / "jwt" / "signing.pub.pem").read_text() == public
+    assert ensure_keypair(tmp_path, "jwt", "signing") == (public, False)
+    key = serialization.load_pem_private_key((tmp_path / "jwt" / "signing.pem").read_bytes(), password=None)
+    assert key.public_key().public_bytes(serialization.Encoding.PEM,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo).decode() == public
+
+
+def test_keypair_with_loose_permissions_is_refused(tmp_path: Path) -> None:
+    from ansible_collections.aiops.mlstack.plugins.module_utils._secrets import ensure_keypair
+
+    ensure_keypair(tmp_path, "jwt", "signing")
+    (tmp_path / "jwt" / "signing.pem").chmod(0o640)
+    with pytest.raises(SecretError, match="chmod 600"):
+        ensure_keypair(tmp_path, "jwt", "signing")
