@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ansible.plugins.action import ActionBase
@@ -25,7 +26,9 @@ class ActionModule(ActionBase):
         hostvars = task_vars["hostvars"]
         names = list(self._task.args.get("units") or [])
         units = {name: {field: hostvars[name].get(field) for field in FIELDS} for name in names}
-        errors = validate(units, set(self._task.args.get("docker_hosts") or []))
+        roles_dir = Path(__file__).resolve().parents[2] / "roles"
+        roles = {p.name for p in roles_dir.iterdir() if p.is_dir() and not p.name.startswith("_")}
+        errors = validate(units, set(self._task.args.get("docker_hosts") or []), roles)
         result.update(changed=False, units=units, errors=errors)
         if errors:
             result["failed"] = True

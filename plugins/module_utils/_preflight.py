@@ -30,12 +30,16 @@ def _int_port(unit: str, field: str, value: Any, errors: list[str]) -> int | Non
 
 
 def _check_unit(name: str, entry: dict[str, Any], units: dict[str, Any], docker_hosts: set[str],
-                errors: list[str]) -> None:
+                errors: list[str], roles: set[str] | None) -> None:
     if not UNIT_NAME_RE.match(name):
         errors.append(f"unit {name!r}: inventory host name is not a valid unit name: use 2-40 lower-case letters, "
                       "digits and '-', starting with a letter (it names containers, volumes and database users)")
     if entry.get("mlstack_unit_kind") not in KINDS:
         errors.append(f"unit {name}: mlstack_unit_kind={entry.get('mlstack_unit_kind')!r}: set one of {list(KINDS)}")
+    role = entry.get("mlstack_unit_role")
+    if role is not None and roles is not None and role not in roles:
+        errors.append(f"unit {name}: mlstack_unit_role={role!r} is not a role of this collection: "
+                      f"use one of {sorted(roles)}, or remove it to keep the unit in the catalog undeployed")
     _int_port(name, "mlstack_port", entry.get("mlstack_port"), errors)
     if entry.get("mlstack_port") is None:
         errors.append(f"unit {name}: mlstack_port is missing: set the port the unit listens on in its container")
@@ -91,13 +95,16 @@ def _check_cycles(units: dict[str, dict[str, Any]], errors: list[str]) -> None:
             visit(name, [name])
 
 
-def validate(units: dict[str, dict[str, Any]], docker_hosts: set[str]) -> list[str]:
-    """All problems of the catalog, in a stable order; an empty list means go."""
+def validate(units: dict[str, dict[str, Any]], docker_hosts: set[str], roles: set[str] | None = None) -> list[str]:
+    """All problems of the catalog, in a stable order; an empty list means go.
+
+    ``roles``: the unit roles that exist; None skips that check.
+    """
     errors: list[str] = []
     if not units:
         errors.append("the inventory has no units: add hosts to groups mlstack_databases / mlstack_services")
     for name in sorted(units):
-        _check_unit(name, units[name], units, docker_hosts, errors)
+        _check_unit(name, units[name], units, docker_hosts, errors, roles)
     _check_ports(units, errors)
     _check_cycles(units, errors)
     return errors

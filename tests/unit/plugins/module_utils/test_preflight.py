@@ -59,3 +59,9 @@ def test_clients_are_the_services_that_depend_on_the_database() -> None:
              "postgresql": unit("database", 5432)}
     assert clients_of(units, "redis") == ["chat", "voice-interaction"]
     assert clients_of(units, "postgresql") == ["learning"]
+
+
+def test_unknown_unit_role_names_the_roles_that_exist() -> None:
+    errors = validate({**GOOD, "extra": unit(mlstack_unit_role="qdrantt")}, {"localhost"}, {"redis", "ml_service"})
+    assert errors == ["unit extra: mlstack_unit_role='qdrantt' is not a role of this collection: use one of "
+                      "['ml_service', 'redis'], or remove it to keep the unit in the catalog undeployed"]
