@@ -44,26 +44,7 @@ class Problem(NamedTuple):
 # Breaches in roles whose argument_specs belong to other engineers, keyed (role) -> {(name,
 # entry point, kind)}. Each one is still reported when it changes; a fixed one fails the test
 # until it is removed from here, so this list can only shrink.
-KNOWN_DRIFT: dict[str, set[tuple[str, str, str]]] = {
-    "images": {
-        ("images_source", "main", "default differs"),
-        ("images_source", "supply", "default differs"),
-        ("images_docker_host", "main", "default differs"),
-        ("images_docker_host", "supply", "default differs"),
-        ("images_build_dir", "supply", "default differs"),
-    },
-    "network": {
-        ("network_backend_name", "main", "default differs"),
-        ("network_frontend_name", "main", "default differs"),
-        ("network_docker_host", "main", "default differs"),
-    },
-    "secrets": {
-        ("secrets_dir", "main", "default differs"),
-        ("secrets_dir", "unit", "default differs"),
-        ("secrets_unit", "unit", "required but defaulted"),
-        ("secrets_names", "unit", "required but defaulted"),
-    },
-}
+KNOWN_DRIFT: dict[str, set[tuple[str, str, str]]] = {}
 
 
 def _yaml(path: Path) -> Any:
