@@ -132,6 +132,64 @@ def verdict(unit_states: Iterable[str], records: Sequence[Mapping[str, Any]], co
     return "pass" if records else "no-evidence"
 
 
+def _critical_units(records: Sequence[Mapping[str, Any]]) -> dict[str, bool]:
+    """Unit name -> critical, from the verify stream's ``unit_state`` records."""
+    return {str(r["unit"]): bool((r.get("observed") or {}).get("critical"))
+            for r in records if r.get("check") == "unit_state"}
+
+
+def mission_criteria(records: Sequence[Mapping[str, Any]], figure: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The mission's success criteria, each judged from the evidence (empty without ``unit_state`` records).
+
+    ``blocking`` criteria decide fail; the others decide degraded.
+    """
+    critical = _critical_units(records)
+    if not critical:
+        return []
+    states = {str(r["unit"]): r for r in records if r.get("check") == "unit_state"}
+    down = sorted(u for u, crit in critical.items() if crit and not states[u].get("ok"))
+    redis_units = [u for u, r in states.items() if (r.get("observed") or {}).get("role") == "redis"]
+    auth = [r for r in records if str(r["unit"]) in redis_units
+            and r.get("check") in ("auth_required", "wrong_password_rejected")]
+    auth_ok = bool(redis_units) and {r["check"] for r in auth if r.get("ok")} == {"auth_required",
+                                                                                  "wrong_password_rejected"}
+    degraded = sorted(u for u, crit in critical.items() if not crit and not states[u].get("ok"))
+    value = figure.get("value")
+    gpu = [r for r in records if r.get("check") == "gpu_state"]
+    return [
+        {"name": "critical units up", "ok": not down, "blocking": True,
+         "detail": "down: " + ", ".join(down) if down else f"{sum(critical.values())} critical unit(s) healthy"},
+        {"name": "Redis authentication resolved", "ok": auth_ok, "blocking": True,
+         "detail": "anonymous and wrong-password access refused" if auth_ok
+         else "no passing auth_required and wrong_password_rejected checks for a Redis unit"},
+        {"name": "non-critical units up", "ok": not degraded, "blocking": False,
+         "detail": "degraded: " + ", ".join(degraded) if degraded else "all healthy"},
+        {"name": "parallel execution observed", "ok": value is not None and value > 1.0, "blocking": False,
+         "detail": f"parallelism {value:.2f}" if value is not None else "no unit intervals"},
+        {"name": "GPU state reported", "ok": bool(gpu), "blocking": False,
+         "detail": "; ".join(str(r.get("message") or r["unit"]) for r in gpu) or "no gpu_state record"},
+        {"name": "evidence written", "ok": bool(records), "blocking": False,
+         "detail": f"{len(records)} evidence record(s)"},
+    ]
+
+
+def mission_verdict(criteria: Sequence[Mapping[str, Any]], records: Sequence[Mapping[str, Any]],
+                    failed_units: Iterable[str], complete: bool) -> str:
+    """fail: a blocking criterion, a critical unit's check or task failed; degraded: anything
+    else failed; incomplete: the run did not finish; pass otherwise."""
+    critical = _critical_units(records)
+    critical_failed = any(critical.get(str(r["unit"])) and not r.get("ok") for r in records) or any(
+        critical.get(u) for u in failed_units)
+    if critical_failed or any(c["blocking"] and not c["ok"] for c in criteria):
+        return "fail"
+    if not complete:
+        return "incomplete"
+    others = any(not r.get("ok") for r in records) or any(True for _ in failed_units)
+    if others or not all(c["ok"] for c in criteria):
+        return "degraded"
+    return "pass"
+
+
 # --- the summary --------------------------------------------------------------------------
 
 
@@ -292,13 +350,22 @@ def build_summary(events: Sequence[Mapping[str, Any]], now: float | None = None)
     units.sort(key=lambda u: (u["intervals"][0][0] if u["intervals"] else math.inf, u["name"]))
     figure = parallelism({u["name"]: u["intervals"] for u in units})
     states = [u["state"] for u in units]
+    criteria = mission_criteria(records, figure)
+    failed_units = [u["name"] for u in units if u["state"] == "failed"]
+
+    def judge(done: bool) -> str:
+        if criteria:
+            return mission_verdict(criteria, records, failed_units, done)
+        return verdict(states, records, done)
+
     return {
         "schema": BUNDLE_SCHEMA,
-        "verdict": verdict(states, records, complete),
+        "verdict": judge(complete),
         # What the evidence recorded so far says, as if the run ended now: the same as the
         # verdict once the run is complete; in a snapshot taken while it runs, the
         # verdict of everything before it.
-        "verdict_so_far": verdict(states, records, True),
+        "verdict_so_far": judge(True),
+        "criteria": criteria,
         "run": {
             "id": facts["id"],
             "status": "complete" if complete else "incomplete",
@@ -352,6 +419,7 @@ _VERDICT_HEADLINES = {
     "fail": "FAIL",
     "no-evidence": "NO EVIDENCE: the run produced no evidence record",
     "incomplete": "INCOMPLETE: the run ended before Ansible's final stats",
+    "degraded": "DEGRADED: the critical units serve; something else failed or is missing",
 }
 
 
@@ -386,6 +454,9 @@ def _fail_reasons(summary: Mapping[str, Any]) -> list[str]:
 
 def _headline(summary: Mapping[str, Any]) -> str:
     verdict_ = summary["verdict"]
+    if verdict_ == "degraded":
+        unmet = [c["name"] for c in summary.get("criteria") or [] if not c["ok"]]
+        return _VERDICT_HEADLINES[verdict_] + (f" (unmet: {', '.join(unmet)})" if unmet else "")
     if verdict_ != "fail":
         return _VERDICT_HEADLINES[verdict_]
     failed_checks = sum(1 for r in summary["checks"] if not r["ok"])
@@ -437,6 +508,10 @@ def render_report(summary: Mapping[str, Any]) -> str:
                f"Wall time **{_fmt_s(run['wall_s'])}** ({run['start']} to {run['end']}), "
                f"ansible-core {run['ansible_version'] or '?'}.")
     out += ["", _parallelism_line(summary["parallelism"]), ""]
+    if summary.get("criteria"):
+        out += ["## Mission criteria", "", "| Criterion | Met | Detail |", "|---|---|---|"]
+        out += [f"| {_cell(c['name'])}{' (blocking)' if c['blocking'] else ''} | {'yes' if c['ok'] else '**no**'} "
+                f"| {_cell(c['detail'])} |" for c in summary["criteria"]] + [""]
     reasons = _fail_reasons(summary)
     if reasons:
         out += ["## What failed", ""] + reasons + [""]

@@ -378,3 +378,51 @@ def test_console_table():
     assert lines[0].split() == ["unit", "state", "checks", "busy", "s"]
     assert any(line.split()[:3] == ["postgresql", "changed", "3/4"] for line in lines)
     assert lines[-1].startswith("verdict: fail · parallelism ")
+
+
+# --- the mission's criteria ---------------------------------------------------------------
+
+
+def _rec(unit, check, ok, **observed: object):
+    return {"unit": unit, "check": check, "ok": ok, "observed": observed, "message": ""}
+
+
+MISSION = [
+    _rec("redis", "unit_state", True, critical=True, role="redis"),
+    _rec("redis", "auth_required", True),
+    _rec("redis", "wrong_password_rejected", True),
+    _rec("chat", "unit_state", True, critical=True, role="ml_service"),
+    _rec("memory", "unit_state", True, critical=False, role="ml_service"),
+    _rec("localhost", "gpu_state", True, gpu_count=0),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "parallel", "expected"),
+    [
+        ({}, 2.0, "pass"),
+        ({}, 1.0, "degraded"),  # no parallelism observed
+        ({"memory": False}, 2.0, "degraded"),  # a non-critical unit down
+        ({"chat": False}, 2.0, "fail"),  # a critical unit down
+        ({"auth": False}, 2.0, "fail"),  # Redis accepts anonymous access
+    ],
+)
+def test_mission_verdict(change, parallel, expected):
+    records = [dict(r) for r in MISSION]
+    for r in records:
+        if r["check"] == "unit_state" and r["unit"] in change:
+            r["ok"] = change[r["unit"]]
+        if r["check"] == "auth_required" and "auth" in change:
+            r["ok"] = change["auth"]
+    criteria = b.mission_criteria(records, {"value": parallel})
+    assert b.mission_verdict(criteria, records, [], True) == expected
+
+
+def test_mission_criteria_absent_without_unit_state_records():
+    assert b.mission_criteria([_rec("redis", "connect", True)], {"value": 2.0}) == []
+
+
+def test_failed_task_on_a_critical_unit_fails_the_mission():
+    criteria = b.mission_criteria(MISSION, {"value": 2.0})
+    assert b.mission_verdict(criteria, MISSION, ["chat"], True) == "fail"
+    assert b.mission_verdict(criteria, MISSION, ["memory"], True) == "degraded"
