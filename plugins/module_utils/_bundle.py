@@ -459,6 +459,10 @@ def _headline(summary: Mapping[str, Any]) -> str:
         return _VERDICT_HEADLINES[verdict_] + (f" (unmet: {', '.join(unmet)})" if unmet else "")
     if verdict_ != "fail":
         return _VERDICT_HEADLINES[verdict_]
+    blocking = [c["name"] for c in summary.get("criteria") or [] if c["blocking"] and not c["ok"]]
+    if blocking:
+        return "FAIL: " + "; ".join(f"{c['name']}: {c['detail']}" for c in summary["criteria"]
+                                    if c["blocking"] and not c["ok"])
     failed_checks = sum(1 for r in summary["checks"] if not r["ok"])
     failed_units = sum(1 for u in summary["units"] if u["state"] == "failed")
     parts = []
