@@ -36,6 +36,18 @@ def secret(unit: str, name: str) -> str:
     return (SECRETS / unit / name).read_text().strip()
 
 
+def leaked_secrets(text: str) -> list[str]:
+    """Names (never values) of the generated secrets that occur in ``text``."""
+    leaks = []
+    for path in sorted(p for p in SECRETS.rglob("*") if p.is_file() and not p.name.endswith(".pub.pem")):
+        value = path.read_text().strip()
+        # A PEM key is checked by its base64 body lines, any of which would be a leak.
+        pieces = [line for line in value.splitlines() if "-----" not in line] if "-----" in value else [value]
+        if any(piece and piece in text for piece in pieces):
+            leaks.append(str(path.relative_to(SECRETS)))
+    return leaks
+
+
 @pytest.mark.parametrize("name", ["mlstack-redis", "mlstack-postgresql"])
 def test_container_running_healthy_hardened_and_unpublished(host: Any, name: str) -> None:
     info = inspect(host, name)
@@ -110,10 +122,11 @@ def test_data_survives_recreation_of_both_containers(host: Any) -> None:
 
     env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
     run = subprocess.run(
-        [str(ROOT / ".venv/bin/ansible-playbook"), "-i", "inventories/local", "playbooks/units.yml",
+        [str(ROOT / ".venv/bin/ansible-playbook"), "-v", "-i", "inventories/local", "playbooks/units.yml",
          "-e", "mlstack_recreate=always"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert run.returncode == 0, run.stdout[-3000:]
+    assert leaked_secrets(run.stdout + run.stderr) == [], "a generated secret appears in the run's log"
 
     after = {n: inspect(host, n)["Id"] for n in before}
     assert all(before[n] != after[n] for n in before), "containers were not recreated"
@@ -122,3 +135,16 @@ def test_data_survives_recreation_of_both_containers(host: Any) -> None:
     assert r.get("chat:survives") == marker.encode()
     with psycopg.connect(host=address(host, "mlstack-postgresql"), **pg_kw) as conn:
         assert conn.execute("SELECT count(*) FROM survives WHERE marker = %s", (marker,)).fetchone() == (1,)
+
+
+def test_no_secret_in_the_evidence_bundles() -> None:
+    bundles = [p for p in (ROOT / "evidence").rglob("*") if p.is_file()]
+    assert bundles, "no evidence bundle was written"
+    text = "\n".join(p.read_text(errors="replace") for p in bundles)
+    assert "evidence.json" in {p.name for p in bundles}
+    assert leaked_secrets(text) == [], "a generated secret appears in an evidence bundle"
+
+
+def test_leak_detector_finds_a_planted_secret() -> None:
+    # The detector itself must be able to fail: plant one secret in a text and look.
+    assert leaked_secrets("log line " + secret("redis", "admin") + " end") == ["redis/admin"]
