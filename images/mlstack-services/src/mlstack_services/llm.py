@@ -1,0 +1,137 @@
+"""Clients of the llm unit (OpenAI-compatible llama.cpp server) and of the optional reasoning unit."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+
+
+class UpstreamError(RuntimeError):
+    """The llm unit did not answer usefully; ``status`` is what the client gets (502/503/504)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _describe(exc: httpx.HTTPError) -> tuple[int, str]:
+    if isinstance(exc, httpx.TimeoutException):
+        return 504, f"timed out ({type(exc).__name__})"
+    if isinstance(exc, httpx.ConnectError):
+        return 503, f"cannot connect: {exc}"
+    return 502, f"{type(exc).__name__}: {exc}"
+
+
+class LlmClient:
+    def __init__(self, base_url: str, timeout_s: float, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.base_url = base_url
+        self.http = httpx.AsyncClient(base_url=base_url or "http://llm.invalid", transport=transport,
+                                      timeout=httpx.Timeout(timeout_s, connect=3.0))
+
+    def _require_url(self) -> None:
+        if not self.base_url:
+            raise UpstreamError(503, "LLM_URL is not set: this chat unit has no llm unit to ask")
+
+    async def complete(self, payload: dict[str, Any]) -> dict[str, Any]:
+        self._require_url()
+        try:
+            response = await self.http.post("/v1/chat/completions", json={**payload, "stream": False})
+        except httpx.HTTPError as exc:
+            status, reason = _describe(exc)
+            raise UpstreamError(status, f"llm unit at {self.base_url}: {reason}") from None
+        if response.status_code != 200:
+            raise UpstreamError(502, f"llm unit answered {response.status_code}: {response.text[:300]}")
+        try:
+            body = response.json()
+        except ValueError:
+            raise UpstreamError(502, "llm unit answered with a body that is not JSON") from None
+        if not isinstance(body, dict) or not body.get("choices"):
+            raise UpstreamError(502, "llm unit answered without choices")
+        return body
+
+    @asynccontextmanager
+    async def stream(self, payload: dict[str, Any]) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
+        """Opens the upstream stream (errors here are UpstreamError) and yields its parsed chunks."""
+        self._require_url()
+        request = self.http.build_request("POST", "/v1/chat/completions", json={**payload, "stream": True},
+                                          headers={"Accept": "text/event-stream"})
+        try:
+            response = await self.http.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            status, reason = _describe(exc)
+            raise UpstreamError(status, f"llm unit at {self.base_url}: {reason}") from None
+        try:
+            if response.status_code != 200:
+                text = (await response.aread()).decode("utf-8", "replace")
+                raise UpstreamError(502, f"llm unit answered {response.status_code}: {text[:300]}")
+            yield _chunks(response)
+        finally:
+            await response.aclose()
+
+    async def check(self) -> tuple[bool, str]:
+        if not self.base_url:
+            return False, "LLM_URL is not set"
+        last = ""
+        for path in ("/v1/models", "/health"):
+            try:
+                response = await self.http.get(path, timeout=3.0)
+            except httpx.HTTPError as exc:
+                return False, f"{self.base_url}{path}: {_describe(exc)[1]}"
+            if response.status_code == 200:
+                return True, f"{self.base_url}{path} answered 200"
+            last = f"{self.base_url}{path} answered {response.status_code}"
+        return False, last
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+async def _chunks(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+    """Parsed ``data:`` events of an OpenAI-style SSE stream, up to ``data: [DONE]``."""
+    async for line in response.aiter_lines():
+        if not line.startswith("data:"):
+            continue  # comments, event names, blank separators
+        data = line[5:].strip()
+        if data == "[DONE]":
+            return
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            raise UpstreamError(502, "llm unit streamed a data line that is not JSON") from None
+        if isinstance(chunk, dict):
+            yield chunk
+
+
+class ReasoningClient:
+    """POST REASONING_URL/v1/reason {question} -> {steps, answer}; any failure is a reason string."""
+
+    def __init__(self, base_url: str, timeout_s: float, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.base_url = base_url
+        self.http = httpx.AsyncClient(base_url=base_url or "http://reasoning.invalid", transport=transport,
+                                      timeout=httpx.Timeout(timeout_s, connect=2.0))
+
+    async def reason(self, question: str, authorization: str | None) -> tuple[dict[str, Any] | None, str]:
+        if not self.base_url:
+            return None, "unavailable: REASONING_URL is not set"
+        headers = {"Authorization": authorization} if authorization else {}
+        try:
+            response = await self.http.post("/v1/reason", json={"question": question}, headers=headers)
+        except httpx.HTTPError as exc:
+            return None, f"unavailable: {_describe(exc)[1]}"
+        if response.status_code != 200:
+            return None, f"unavailable: reasoning unit answered {response.status_code}"
+        try:
+            body = response.json()
+        except ValueError:
+            return None, "unavailable: reasoning unit answered with a body that is not JSON"
+        if not isinstance(body, dict) or not isinstance(body.get("answer"), str):
+            return None, "unavailable: reasoning unit answered without an 'answer'"
+        steps = body.get("steps") if isinstance(body.get("steps"), list) else []
+        return {"steps": [str(s) for s in steps][:20], "answer": body["answer"]}, "used"
+
+    async def aclose(self) -> None:
+        await self.http.aclose()

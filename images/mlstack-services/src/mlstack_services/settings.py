@@ -1,0 +1,103 @@
+"""The service contract's environment (docs/service-contract.md), read once at start."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+UNITS = ("voice-interaction", "chat")
+
+
+class ConfigError(ValueError):
+    """The environment does not describe a unit this package can run."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={value} is outside {low}..{high}")
+    return value
+
+
+def read_secret(path: str) -> str | None:
+    """The content of a secret file without its trailing newline, or None when it is unreadable."""
+    try:
+        return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError:
+        return None
+
+
+@dataclass(frozen=True)
+class Settings:
+    unit: str
+    port: int = 8080
+    log_level: str = "INFO"
+    redis_host: str = ""
+    redis_port: int = 6379
+    redis_user: str = ""
+    redis_password_file: str = "/run/secrets/redis_password"
+    redis_prefix: str = ""
+    postgres_host: str = ""
+    postgres_port: int = 5432
+    postgres_user: str = ""
+    postgres_db: str = ""
+    postgres_password_file: str = "/run/secrets/postgres_password"
+    jwt_public_key_file: str = "/run/secrets/jwt_public.pem"
+    jwt_issuer: str = "mlstack"
+    jwt_audience: str = ""
+    llm_url: str = ""
+    llm_model: str = "local"
+    llm_timeout_s: int = 120
+    reasoning_url: str = ""
+    reasoning_timeout_s: int = 20
+    max_body_bytes: int = 1 << 20
+    session_ttl_s: int = 3600
+    conversation_ttl_s: int = 86400
+    conversation_max_messages: int = 40
+    history_max_chars: int = 4000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        unit = env.get("MLSTACK_UNIT", "").strip()
+        if unit not in UNITS:
+            raise ConfigError(f"MLSTACK_UNIT={unit!r}: set it to one of {', '.join(UNITS)}")
+        level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ConfigError(f"LOG_LEVEL={level!r}: use DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return cls(
+            unit=unit,
+            port=_int(env, "PORT", 8080, 1, 65535),
+            log_level=level,
+            redis_host=env.get("REDIS_HOST", "").strip(),
+            redis_port=_int(env, "REDIS_PORT", 6379, 1, 65535),
+            redis_user=env.get("REDIS_USER", "").strip(),
+            redis_password_file=env.get("REDIS_PASSWORD_FILE", "/run/secrets/redis_password"),
+            redis_prefix=env.get("REDIS_PREFIX") or f"{unit}:",
+            postgres_host=env.get("POSTGRES_HOST", "").strip(),
+            postgres_port=_int(env, "POSTGRES_PORT", 5432, 1, 65535),
+            postgres_user=env.get("POSTGRES_USER", "").strip(),
+            postgres_db=env.get("POSTGRES_DB", "").strip(),
+            postgres_password_file=env.get("POSTGRES_PASSWORD_FILE", "/run/secrets/postgres_password"),
+            jwt_public_key_file=env.get("JWT_PUBLIC_KEY_FILE", "/run/secrets/jwt_public.pem"),
+            jwt_issuer=env.get("JWT_ISSUER", "mlstack"),
+            jwt_audience=env.get("JWT_AUDIENCE") or unit,
+            llm_url=env.get("LLM_URL", "").strip().rstrip("/"),
+            llm_model=env.get("LLM_MODEL", "local").strip() or "local",
+            llm_timeout_s=_int(env, "LLM_TIMEOUT_S", 120, 1, 3600),
+            reasoning_url=env.get("REASONING_URL", "").strip().rstrip("/"),
+            reasoning_timeout_s=_int(env, "REASONING_TIMEOUT_S", 20, 1, 600),
+            max_body_bytes=_int(env, "MAX_BODY_BYTES", 1 << 20, 1024, 64 << 20),
+            session_ttl_s=_int(env, "SESSION_TTL_S", 3600, 1, 30 * 86400),
+            conversation_ttl_s=_int(env, "CONVERSATION_TTL_S", 86400, 1, 30 * 86400),
+            conversation_max_messages=_int(env, "CONVERSATION_MAX_MESSAGES", 40, 2, 1000),
+            history_max_chars=_int(env, "HISTORY_MAX_CHARS", 4000, 0, 1_000_000),
+        )

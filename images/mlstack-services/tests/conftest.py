@@ -1,0 +1,108 @@
+"""Fixtures: a JWT key pair made here, token minting, settings, and apps wired to fakes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fakes import FakeRedis, FakeTranscriptStore
+from fastapi.testclient import TestClient
+from mlstack_services.app import create_app
+from mlstack_services.metrics import Registry
+from mlstack_services.settings import Settings
+from mlstack_services.stt_worker import SttWorker
+from mlstack_services.unit import Unit
+from mlstack_services.units import chat, voice
+
+Mint = Callable[..., str]
+
+
+@pytest.fixture(scope="session")
+def signing_key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+@pytest.fixture(scope="session")
+def public_key_file(tmp_path_factory: pytest.TempPathFactory, signing_key: Ed25519PrivateKey) -> Path:
+    path = tmp_path_factory.mktemp("secrets") / "jwt_public.pem"
+    path.write_bytes(signing_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    return path
+
+
+@pytest.fixture(scope="session")
+def mint(signing_key: Ed25519PrivateKey) -> Mint:
+    """Signs a token; by default valid for 5 minutes, for ``audience``, with ``scope``."""
+
+    def make(scope: str = "", audience: str | list[str] = "voice-interaction", issuer: str = "mlstack",
+             ttl_s: int | None = 300, key: Ed25519PrivateKey | None = None, **claims: Any) -> str:
+        now = int(time.time())
+        payload: dict[str, Any] = {"sub": "tester", "iss": issuer, "aud": audience, "iat": now, "scope": scope}
+        if ttl_s is not None:
+            payload["exp"] = now + ttl_s
+        payload.update(claims)
+        return jwt.encode(payload, key or signing_key, algorithm="EdDSA")
+
+    return make
+
+
+@pytest.fixture
+def settings_for(public_key_file: Path) -> Callable[..., Settings]:
+    def make(unit: str, **env: str) -> Settings:
+        base = {"MLSTACK_UNIT": unit, "JWT_PUBLIC_KEY_FILE": str(public_key_file),
+                "REDIS_HOST": "127.0.0.1", "REDIS_PORT": "1"}
+        return Settings.from_env({**base, **env})
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[SttWorker]:
+    """One recognizer worker process for the whole session (decoders take ~1 s to load)."""
+    worker = SttWorker()
+    yield worker
+    worker.close()
+
+
+@pytest.fixture
+def fake_redis() -> FakeRedis:
+    return FakeRedis()
+
+
+@pytest.fixture
+def voice_client(settings_for: Callable[..., Settings], fake_redis: FakeRedis,
+                 engine: SttWorker) -> Iterator[TestClient]:
+    settings = settings_for("voice-interaction")
+
+    def builder(s: Settings, registry: Registry) -> Unit:
+        return voice.build(s, registry, redis=fake_redis, engine=engine)
+
+    with TestClient(create_app(settings, builder)) as client:
+        yield client
+
+
+@pytest.fixture
+def transcripts() -> FakeTranscriptStore:
+    return FakeTranscriptStore()
+
+
+@pytest.fixture
+def chat_app(settings_for: Callable[..., Settings], fake_redis: FakeRedis,
+             transcripts: FakeTranscriptStore) -> Callable[..., TestClient]:
+    """A chat TestClient factory; pass LLM_URL / REASONING_URL as keyword arguments."""
+
+    def make(**env: str) -> TestClient:
+        settings = settings_for("chat", **env)
+
+        def builder(s: Settings, registry: Registry) -> Unit:
+            return chat.build(s, registry, redis=fake_redis, transcripts=transcripts)
+
+        return TestClient(create_app(settings, builder))
+
+    return make

