@@ -4,24 +4,6 @@
 
 from __future__ import annotations
 
-import atexit
-import datetime
-import functools
-import json
-import os
-import re
-import shutil
-import time
-import uuid
-from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import IO, Any, TypeVar
-
-from ansible.plugins.callback import CallbackBase
-from ansible.release import __version__ as ansible_version
-
-from ansible_collections.aiops.mlstack.plugins.module_utils import _bundle
-
 DOCUMENTATION = r"""
 name: evidence
 type: aggregate
@@ -81,6 +63,24 @@ options:
       - section: callback_evidence
         key: unit_group
 """
+
+import atexit
+import datetime
+import functools
+import json
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+from ansible.plugins.callback import CallbackBase
+from ansible.release import __version__ as ansible_version
+
+from ansible_collections.aiops.mlstack.plugins.module_utils import _bundle
 
 BUNDLE_ENV = "MLSTACK_EVIDENCE_BUNDLE"
 _BUNDLE_NAME = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")

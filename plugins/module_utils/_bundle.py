@@ -78,8 +78,8 @@ def parallelism(intervals_by_unit: Mapping[str, Sequence[Sequence[float]]]) -> d
     spans = [iv for ivs in intervals_by_unit.values() for iv in ivs]
     if not spans:
         return {"value": None, "busy_s": 0.0, "wall_s": 0.0, "start_s": None, "end_s": None, "units": 0}
-    start = min(s for s, _ in spans)
-    end = max(e for _, e in spans)
+    start = min(first for first, _last in spans)
+    end = max(last for _first, last in spans)
     busy = sum(busy_seconds(ivs) for ivs in intervals_by_unit.values())
     wall = end - start
     return {
@@ -178,13 +178,14 @@ def mission_verdict(criteria: Sequence[Mapping[str, Any]], records: Sequence[Map
     """fail: a blocking criterion, a critical unit's check or task failed; degraded: anything
     else failed; incomplete: the run did not finish; pass otherwise."""
     critical = _critical_units(records)
+    failed = list(failed_units)
     critical_failed = any(critical.get(str(r["unit"])) and not r.get("ok") for r in records) or any(
-        critical.get(u) for u in failed_units)
+        critical.get(u) for u in failed)
     if critical_failed or any(c["blocking"] and not c["ok"] for c in criteria):
         return "fail"
     if not complete:
         return "incomplete"
-    others = any(not r.get("ok") for r in records) or any(True for _ in failed_units)
+    others = any(not r.get("ok") for r in records) or bool(failed)
     if others or not all(c["ok"] for c in criteria):
         return "degraded"
     return "pass"

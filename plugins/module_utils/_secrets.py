@@ -24,7 +24,7 @@ _ALPHABET = string.ascii_letters + string.digits
 
 def generate(length: int = 40) -> str:
     """Letters and digits only: safe in URLs, ACL files and shells, never read as an option."""
-    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+    return "".join(secrets.choice(_ALPHABET) for _position in range(length))
 
 
 def secret_path(base: Path, unit: str, name: str) -> Path:

@@ -334,10 +334,10 @@ def test_timeline_is_svg_with_one_row_per_unit_host():
     bars = chat.findall(f"{SVG}rect[@class='bar']")
     assert len(bars) == 3
     # the failed bar is drawn last, on top
-    assert [bar.get("fill") for bar in bars] == [b.STATUS_COLOURS[s] for s in ("ok", "skipped", "failed")]
+    assert [rect.get("fill") for rect in bars] == [b.STATUS_COLOURS[s] for s in ("ok", "skipped", "failed")]
     assert float(bars[2].get("width")) >= 3.0
     redis = next(r for r in rows if r.get("data-unit") == "redis")
-    assert [bar.get("fill") for bar in redis.findall(f"{SVG}rect[@class='bar']")] == \
+    assert [rect.get("fill") for rect in redis.findall(f"{SVG}rect[@class='bar']")] == \
         [b.STATUS_COLOURS[s] for s in ("ok", "changed", "changed", "ok")]
     assert "Run the container - failed" in bars[2].find(f"{SVG}title").text
     texts = " ".join(t.text or "" for t in svg.iter(f"{SVG}text"))
@@ -349,9 +349,10 @@ def test_timeline_bars_stay_inside_the_plot():
     svg = ET.fromstring(b.render_timeline(s))
     frame = svg.find(f"{SVG}rect[@class='frame']")
     left, right = float(frame.get("x")), float(frame.get("x")) + float(frame.get("width"))
-    for bar in svg.iter(f"{SVG}rect"):
-        if bar.get("class") == "bar":
-            assert left - 0.01 <= float(bar.get("x")) and float(bar.get("x")) + float(bar.get("width")) <= right + 0.01
+    for rect in svg.iter(f"{SVG}rect"):
+        if rect.get("class") == "bar":
+            x, width = float(rect.get("x")), float(rect.get("width"))
+            assert left - 0.01 <= x and x + width <= right + 0.01
 
 
 def test_timeline_without_units_still_renders():

@@ -440,7 +440,7 @@ def _listener(answer: bytes | None = None) -> tuple[socket.socket, threading.Thr
     def serve() -> None:
         while True:
             try:
-                conn, _ = sock.accept()
+                conn, _addr = sock.accept()
             except OSError:
                 return
             with conn:
@@ -455,7 +455,7 @@ def _listener(answer: bytes | None = None) -> tuple[socket.socket, threading.Thr
 
 @pytest.fixture
 def tcp_port() -> Iterator[int]:
-    sock, _ = _listener()
+    sock, _port = _listener()
     yield sock.getsockname()[1]
     sock.close()
 
@@ -478,7 +478,7 @@ def test_real_probe_http_healthy(http_base):
 
 
 def test_real_probe_http_returns_error_statuses_and_redirects(http_base):
-    status, body, _ = h.probe_http(f"{http_base}/down")
+    status, body, _latency = h.probe_http(f"{http_base}/down")
     assert (status, json.loads(body)["status"]) == (503, "down")
     assert h.probe_http(f"{http_base}/redirect")[0] == 302
     assert h.probe_http(f"{http_base}/nowhere")[0] == 404
@@ -526,7 +526,7 @@ def test_real_probe_http_refused(refused_port):
     ],
 )
 def test_real_probe_http_broken_server(answer, reason_has):
-    sock, _ = _listener(answer)
+    sock, _port = _listener(answer)
     try:
         with pytest.raises(h.ProbeError, match=reason_has):
             h.probe_http(f"http://127.0.0.1:{sock.getsockname()[1]}/", timeout=2)
@@ -600,7 +600,7 @@ def https_server(tmp_path_factory) -> Iterator[tuple[str, str]]:
 
 
 def test_real_https_untrusted_certificate_is_fatal(https_server):
-    base, _ = https_server
+    base, _ca = https_server
     attempt = h.http_check(f"{base}/health", [200], {}, timeout=2)
     assert not attempt.ok and attempt.fatal
     assert "TLS certificate of" in attempt.reason and "failed verification" in attempt.reason
