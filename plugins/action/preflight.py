@@ -9,6 +9,7 @@ from typing import Any
 
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.aiops.mlstack.plugins.module_utils._evidence import record
 from ansible_collections.aiops.mlstack.plugins.module_utils._preflight import validate
 
 FIELDS = ("mlstack_unit_kind", "mlstack_port", "mlstack_host_port", "mlstack_docker_host", "mlstack_depends_on",
@@ -29,7 +30,14 @@ class ActionModule(ActionBase):
         roles_dir = Path(__file__).resolve().parents[2] / "roles"
         roles = {p.name for p in roles_dir.iterdir() if p.is_dir() and not p.name.startswith("_")}
         errors = validate(units, set(self._task.args.get("docker_hosts") or []), roles)
-        result.update(changed=False, units=units, errors=errors)
+        # One catalog record per unit: the evidence knows every unit and which are critical,
+        # even those that fail before the verify stream reaches them.
+        evidence = [record(name, "catalog", not errors, {
+            "critical": bool(entry.get("mlstack_critical")), "kind": entry.get("mlstack_unit_kind"),
+            "role": entry.get("mlstack_unit_role") or "none", "port": entry.get("mlstack_port"),
+            "depends_on": entry.get("mlstack_depends_on") or []}, "catalog entry validated")
+            for name, entry in sorted(units.items())]
+        result.update(changed=False, units=units, errors=errors, evidence=evidence)
         if errors:
             result["failed"] = True
             result["msg"] = f"preflight found {len(errors)} problem(s), nothing was changed:\n- " + "\n- ".join(errors)

@@ -133,9 +133,12 @@ def verdict(unit_states: Iterable[str], records: Sequence[Mapping[str, Any]], co
 
 
 def _critical_units(records: Sequence[Mapping[str, Any]]) -> dict[str, bool]:
-    """Unit name -> critical, from the verify stream's ``unit_state`` records."""
+    """Unit name -> critical, from preflight's ``catalog`` and the verify stream's ``unit_state`` records.
+
+    Preflight's records matter when a unit failed before the verify stream could see it.
+    """
     return {str(r["unit"]): bool((r.get("observed") or {}).get("critical"))
-            for r in records if r.get("check") == "unit_state"}
+            for r in records if r.get("check") in ("catalog", "unit_state")}
 
 
 def mission_criteria(records: Sequence[Mapping[str, Any]], figure: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -147,13 +150,15 @@ def mission_criteria(records: Sequence[Mapping[str, Any]], figure: Mapping[str, 
     if not critical:
         return []
     states = {str(r["unit"]): r for r in records if r.get("check") == "unit_state"}
-    down = sorted(u for u, crit in critical.items() if crit and not states[u].get("ok"))
+    # A unit is up only when the verify stream saw it so: a unit that failed its deploy
+    # never reaches verify and has no unit_state record.
+    down = sorted(u for u, crit in critical.items() if crit and not states.get(u, {}).get("ok"))
     redis_units = [u for u, r in states.items() if (r.get("observed") or {}).get("role") == "redis"]
     auth = [r for r in records if str(r["unit"]) in redis_units
             and r.get("check") in ("auth_required", "wrong_password_rejected")]
     auth_ok = bool(redis_units) and {r["check"] for r in auth if r.get("ok")} == {"auth_required",
                                                                                   "wrong_password_rejected"}
-    degraded = sorted(u for u, crit in critical.items() if not crit and not states[u].get("ok"))
+    degraded = sorted(u for u, crit in critical.items() if not crit and not states.get(u, {}).get("ok"))
     value = figure.get("value")
     gpu = [r for r in records if r.get("check") == "gpu_state"]
     return [

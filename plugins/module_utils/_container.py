@@ -201,7 +201,8 @@ def create_kwargs(name: str, spec: dict[str, Any], labels: dict[str, str]) -> di
         "nano_cpus": int(float(spec["cpus"]) * 1e9) if spec["cpus"] else None,
         "pids_limit": spec["pids_limit"],
         "volumes": spec["volumes"] or None,
-        "ports": spec["ports"] or None,
+        # The SDK takes (address, port) tuples; YAML and JSON give lists.
+        "ports": {k: tuple(v) if isinstance(v, list) else v for k, v in spec["ports"].items()} or None,
     }
     kwargs.update({k: v for k, v in optional.items() if v is not None})
     if spec["log_options"]:

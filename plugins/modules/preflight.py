@@ -50,6 +50,11 @@ units:
   description: The catalog entries that were validated.
   returned: always
   type: dict
+evidence:
+  description: One C(catalog) evidence record per unit (critical, kind, role, port, dependencies).
+  returned: always
+  type: list
+  elements: dict
 errors:
   description: Every problem found, each naming the unit, the field and the fix.
   returned: always

@@ -423,6 +423,13 @@ def test_mission_criteria_absent_without_unit_state_records():
     assert b.mission_criteria([_rec("redis", "connect", True)], {"value": 2.0}) == []
 
 
+def test_critical_unit_that_never_reached_verify_is_down():
+    records = [r for r in MISSION if r["unit"] != "chat"] + [_rec("chat", "catalog", True, critical=True)]
+    criteria = b.mission_criteria(records, {"value": 2.0})
+    assert criteria[0]["detail"] == "down: chat"
+    assert b.mission_verdict(criteria, records, ["chat"], True) == "fail"
+
+
 def test_failed_task_on_a_critical_unit_fails_the_mission():
     criteria = b.mission_criteria(MISSION, {"value": 2.0})
     assert b.mission_verdict(criteria, MISSION, ["chat"], True) == "fail"

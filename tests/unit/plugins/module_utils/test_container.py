@@ -246,3 +246,8 @@ def test_gpu_request_becomes_an_nvidia_device_request_in_declared_order() -> Non
     assert kwargs["device_requests"] == [{"driver": "nvidia", "device_ids": ["GPU-b", "0"],
                                           "capabilities": [["gpu"]]}]
     assert "device_requests" not in ctr.create_kwargs("n", ctr.normalize_spec(SPEC), {})
+
+
+def test_published_port_becomes_an_address_port_tuple() -> None:
+    spec = ctr.normalize_spec({**SPEC, "ports": {"8006/tcp": ["127.0.0.1", 8006]}})
+    assert ctr.create_kwargs("n", spec, {})["ports"] == {"8006/tcp": ("127.0.0.1", 8006)}
