@@ -1,0 +1,85 @@
+"""End to end, after phase5: the critical services answer real requests on 8006 and 8007.
+
+Tokens are minted here with the stack's Ed25519 signing key from the controller's secrets
+directory, exactly as an operator would; nothing is printed of the key or the tokens.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+import uuid
+import wave
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+import requests
+
+SECRETS = Path(os.environ.get("MLSTACK_SECRETS_DIR", Path.home() / ".local/share/mlstack/secrets"))
+VOICE = "http://127.0.0.1:8006"
+CHAT = "http://127.0.0.1:8007"
+
+
+def token(audience: str, scopes: str, ttl: int = 300, key: Any = None) -> str:
+    now = int(time.time())
+    claims = {"iss": "mlstack", "sub": "molecule-e2e", "aud": audience, "scope": scopes, "iat": now,
+              "exp": now + ttl, "jti": uuid.uuid4().hex}
+    signing = key if key is not None else (SECRETS / "jwt" / "signing.pem").read_bytes()
+    return jwt.encode(claims, signing, algorithm="EdDSA")
+
+
+def auth(audience: str, scopes: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(audience, scopes)}"}
+
+
+@pytest.mark.parametrize(("base", "path"), [(VOICE, "/v1/tts"), (CHAT, "/v1/chat/completions")])
+def test_no_token_is_refused(base: str, path: str) -> None:
+    response = requests.post(base + path, json={}, timeout=10)
+    assert response.status_code == 401
+
+
+def test_token_for_another_audience_is_refused() -> None:
+    response = requests.post(VOICE + "/v1/tts", json={"text": "hello"}, headers=auth("chat", "voice:tts"), timeout=10)
+    assert response.status_code == 401
+
+
+def test_tts_then_stt_recovers_a_command_phrase_exactly() -> None:
+    phrase = "turn on the lights"
+    tts = requests.post(VOICE + "/v1/tts", json={"text": phrase}, headers=auth("voice-interaction", "voice:tts"),
+                        timeout=30)
+    assert tts.status_code == 200, tts.text
+    with wave.open(io.BytesIO(tts.content)) as wav:
+        assert wav.getnframes() / wav.getframerate() > 0.3
+    stt = requests.post(VOICE + "/v1/stt?mode=command", data=tts.content,
+                        headers={**auth("voice-interaction", "voice:stt"), "Content-Type": "audio/wav"}, timeout=60)
+    assert stt.status_code == 200, stt.text
+    body = stt.json()
+    assert body["mode"] == "command"
+    assert body["text"] == phrase
+
+
+def test_chat_is_generated_by_the_model_not_canned() -> None:
+    headers = auth("chat", "chat:complete")
+    answers = []
+    for prompt in ("Name a colour of the sky.", "Write one word about the sea."):
+        response = requests.post(CHAT + "/v1/chat/completions", headers=headers, timeout=180, json={
+            "model": "local", "max_tokens": 24, "temperature": 0,
+            "messages": [{"role": "user", "content": prompt}]})
+        assert response.status_code == 200, response.text
+        text = response.json()["choices"][0]["message"]["content"]
+        assert text.strip()
+        answers.append(text)
+    assert answers[0] != answers[1]
+
+
+def test_chat_streams_server_sent_events() -> None:
+    response = requests.post(CHAT + "/v1/chat/completions", headers=auth("chat", "chat:complete"), timeout=180,
+                             stream=True, json={"model": "local", "max_tokens": 16, "stream": True,
+                                                "messages": [{"role": "user", "content": "Say hello."}]})
+    assert response.status_code == 200
+    lines = [line for line in response.iter_lines(decode_unicode=True) if line]
+    assert lines[-1] == "data: [DONE]"
+    assert len(lines) > 2
