@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""Benchmark the deployed critical services and print their figures.
+
+    .venv/bin/python benchmarks/services.py [--rounds 20] [--json out.json]
+
+Against the stack phase5 left on this machine: TTS latency p50/p95 (voice-interaction),
+STT real-time factor in command and free mode, chat time to first token and tokens per
+second (streamed, through chat to the llm unit), and each unit's resident memory as
+Docker reports it. Tokens are minted with the stack's signing key; nothing secret is
+printed. Figures only: this script asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import subprocess
+import time
+import uuid
+import wave
+from pathlib import Path
+
+import jwt
+import requests
+
+SECRETS = Path(os.environ.get("MLSTACK_SECRETS_DIR", Path.home() / ".local/share/mlstack/secrets"))
+VOICE = "http://127.0.0.1:8006"
+CHAT = "http://127.0.0.1:8007"
+PHRASES = ["turn on the lights", "what time is it", "play some music", "open the door", "stop"]
+
+
+def headers(audience: str, scope: str) -> dict[str, str]:
+    now = int(time.time())
+    claims = {"iss": "mlstack", "sub": "benchmark", "aud": audience, "scope": scope, "iat": now, "exp": now + 600,
+              "jti": uuid.uuid4().hex}
+    token = jwt.encode(claims, (SECRETS / "jwt" / "signing.pem").read_bytes(), algorithm="EdDSA")
+    return {"Authorization": f"Bearer {token}"}
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
+
+
+def bench_tts(rounds: int) -> tuple[dict[str, float], list[bytes]]:
+    auth = headers("voice-interaction", "voice:tts")
+    latencies, clips = [], []
+    for i in range(rounds):
+        start = time.perf_counter()
+        response = requests.post(VOICE + "/v1/tts", json={"text": PHRASES[i % len(PHRASES)]}, headers=auth, timeout=30)
+        latencies.append((time.perf_counter() - start) * 1000)
+        response.raise_for_status()
+        clips.append(response.content)
+    return {"tts_p50_ms": percentile(latencies, 50), "tts_p95_ms": percentile(latencies, 95)}, clips
+
+
+def bench_stt(clips: list[bytes]) -> dict[str, float]:
+    auth = {**headers("voice-interaction", "voice:stt"), "Content-Type": "audio/wav"}
+    out: dict[str, float] = {}
+    for mode in ("command", "free"):
+        audio_s = decode_s = 0.0
+        exact = 0
+        for i, clip in enumerate(clips[: len(PHRASES)]):
+            with wave.open(io.BytesIO(clip)) as wav:
+                audio_s += wav.getnframes() / wav.getframerate()
+            start = time.perf_counter()
+            response = requests.post(f"{VOICE}/v1/stt?mode={mode}", data=clip, headers=auth, timeout=120)
+            decode_s += time.perf_counter() - start
+            response.raise_for_status()
+            exact += response.json()["text"] == PHRASES[i % len(PHRASES)]
+        out[f"stt_{mode}_rtf"] = decode_s / audio_s
+        out[f"stt_{mode}_exact"] = exact / len(clips[: len(PHRASES)])
+    return out
+
+
+def bench_chat(rounds: int) -> dict[str, float]:
+    auth = headers("chat", "chat:complete")
+    ttfts, rates = [], []
+    for i in range(rounds):
+        body = {"model": "local", "max_tokens": 48, "temperature": 0.7, "stream": True,
+                "messages": [{"role": "user", "content": f"Tell me one fact about the number {i + 3}."}]}
+        start = time.perf_counter()
+        first = None
+        chunks = 0
+        with requests.post(CHAT + "/v1/chat/completions", json=body, headers=auth, stream=True, timeout=180) as resp:
+            resp.raise_for_status()
+            for line in resp.iter_lines(decode_unicode=True):
+                if not line or not line.startswith("data: {"):
+                    continue
+                delta = json.loads(line[6:]).get("choices") or [{}]
+                if delta[0].get("delta", {}).get("content"):
+                    chunks += 1
+                    first = first or time.perf_counter()
+        end = time.perf_counter()
+        if first is not None:
+            ttfts.append((first - start) * 1000)
+            if chunks > 1 and end > first:
+                rates.append((chunks - 1) / (end - first))
+    return {"chat_ttft_p50_ms": percentile(ttfts, 50), "chat_ttft_p95_ms": percentile(ttfts, 95),
+            "chat_tokens_per_s": statistics.median(rates) if rates else 0.0}
+
+
+def memory() -> dict[str, str]:
+    out = subprocess.run(["docker", "stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}"],
+                         capture_output=True, text=True, check=True).stdout
+    return {line.split()[0]: line.split(" ", 1)[1].split(" / ")[0] for line in out.splitlines()
+            if line.startswith("mlstack-")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    figures, clips = bench_tts(args.rounds)
+    figures.update(bench_stt(clips))
+    figures.update(bench_chat(max(3, args.rounds // 4)))
+    mem = memory()
+    for name, value in figures.items():
+        print(f"{name:22} {value:10.3f}")
+    for name, value in sorted(mem.items()):
+        print(f"rss {name:26} {value}")
+    if args.json:
+        args.json.write_text(json.dumps({"figures": figures, "memory": mem}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
