@@ -124,4 +124,3 @@ class ObserveMiddleware:
             "method": method, "path": scope["path"], "route": template, "status": status,
             "latency_ms": round(elapsed * 1000, 2), "request_id": request_id,
         })
-
