@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark the deployed critical services and print their figures.
 
     .venv/bin/python benchmarks/services.py [--rounds 20] [--json out.json]
