@@ -8,10 +8,13 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+_BUILD_LEFTOVERS = ("__pycache__", "build", "dist")
+
 
 def _ignored(relative: Path) -> bool:
-    """Caches, local environments and the injected CA are not part of a recipe."""
-    hidden = any(part.startswith(".") or part == "__pycache__" for part in relative.parts)
+    """Caches, local environments, pip's build leftovers and the injected CA are not part of a recipe."""
+    hidden = any(part.startswith(".") or part in _BUILD_LEFTOVERS or part.endswith(".egg-info")
+                 for part in relative.parts)
     return hidden or relative.name == "host-ca.crt"
 
 

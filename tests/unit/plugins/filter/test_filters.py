@@ -69,3 +69,13 @@ def test_service_wiring_gives_each_dependency_its_block() -> None:
     assert wiring["secrets"] == {"redis_password": ["redis", "chat"], "postgres_password": ["postgresql", "chat"]}
     assert wiring["depends_on"] == ["mlstack-redis", "mlstack-postgresql", "mlstack-llm"]
     assert not any("PASSWORD" in k and not k.endswith("_FILE") for k in env)
+
+
+def test_tree_hash_ignores_build_leftovers(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM x\n")
+    before = tree_hash(str(tmp_path))
+    for leftover in ("build/lib/x.py", "src/pkg.egg-info/PKG-INFO", "__pycache__/a.pyc", ".venv/bin/python",
+                     "host-ca.crt"):
+        (tmp_path / leftover).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / leftover).write_text("noise")
+    assert tree_hash(str(tmp_path)) == before
