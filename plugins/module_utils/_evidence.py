@@ -102,3 +102,15 @@ def summary(unit: str, records: list[dict[str, Any]]) -> str:
         if not r.get("ok")
     ]
     return f"{unit}: {len(failed)} of {len(records)} checks failed: {', '.join(failed)}"
+
+
+def finish(module: Any, unit: str, records: list[dict[str, Any]], fail_on_error: bool) -> None:
+    """End a check module: fail with the records when a check failed (and that should fail), else exit.
+
+    ``module`` is the AnsibleModule; duck-typed so that this file stays standard library only.
+    """
+    ok = verdict(records)
+    msg = summary(unit, records)
+    if not ok and fail_on_error:
+        module.fail_json(msg=msg, ok=False, evidence=records)
+    module.exit_json(changed=False, ok=ok, evidence=records, msg=msg)

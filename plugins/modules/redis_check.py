@@ -172,7 +172,7 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.aiops.mlstack.plugins.module_utils._evidence import summary, verdict
+from ansible_collections.aiops.mlstack.plugins.module_utils._evidence import finish
 from ansible_collections.aiops.mlstack.plugins.module_utils._redis import (
     HAS_REDIS,
     REDIS_IMPORT_ERROR,
@@ -220,11 +220,7 @@ def main() -> None:
         users_from_params(p["users"]),
         p["timeout"],
     )
-    ok = verdict(evidence)
-    msg = summary(p["unit"], evidence)
-    if not ok and p["fail_on_error"]:
-        module.fail_json(msg=msg, ok=False, evidence=evidence)
-    module.exit_json(changed=False, ok=ok, evidence=evidence, msg=msg)
+    finish(module, p["unit"], evidence, p["fail_on_error"])
 
 
 if __name__ == "__main__":
