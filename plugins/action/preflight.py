@@ -10,10 +10,7 @@ from typing import Any
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.aiops.mlstack.plugins.module_utils._evidence import record
-from ansible_collections.aiops.mlstack.plugins.module_utils._preflight import validate
-
-FIELDS = ("mlstack_unit_kind", "mlstack_port", "mlstack_host_port", "mlstack_docker_host", "mlstack_depends_on",
-          "mlstack_critical", "mlstack_unit_role")
+from ansible_collections.aiops.mlstack.plugins.module_utils._preflight import catalog_of, validate
 
 
 class ActionModule(ActionBase):
@@ -26,7 +23,7 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         hostvars = task_vars["hostvars"]
         names = list(self._task.args.get("units") or [])
-        units = {name: {field: hostvars[name].get(field) for field in FIELDS} for name in names}
+        units = catalog_of(hostvars, names)
         roles_dir = Path(__file__).resolve().parents[2] / "roles"
         roles = {p.name for p in roles_dir.iterdir() if p.is_dir() and not p.name.startswith("_")}
         errors = validate(units, set(self._task.args.get("docker_hosts") or []), roles)

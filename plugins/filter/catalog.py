@@ -7,9 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ansible_collections.aiops.mlstack.plugins.module_utils._preflight import clients_of, db_identifier
-
-DOCUMENTATION_FIELDS = ("mlstack_unit_kind", "mlstack_depends_on")
+from ansible_collections.aiops.mlstack.plugins.module_utils._preflight import catalog_of, clients_of, db_identifier
 
 
 def unit_clients(hostvars: Mapping[str, Any], units: list[str], database: str) -> list[dict[str, str]]:
@@ -17,7 +15,7 @@ def unit_clients(hostvars: Mapping[str, Any], units: list[str], database: str) -
 
     Each gets a user ``name``, a Redis key ``prefix`` and a PostgreSQL ``database`` of its own.
     """
-    catalog = {name: {field: hostvars[name].get(field) for field in DOCUMENTATION_FIELDS} for name in units}
+    catalog = catalog_of(hostvars, units)
     return [{"unit": name, "name": db_identifier(name), "prefix": f"{name}:", "database": db_identifier(name)}
             for name in clients_of(catalog, database)]
 

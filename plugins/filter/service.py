@@ -7,9 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ansible_collections.aiops.mlstack.plugins.module_utils._preflight import db_identifier
-
-_FIELDS = ("mlstack_unit_kind", "mlstack_unit_role", "mlstack_port", "mlstack_depends_on", "mlstack_optional")
+from ansible_collections.aiops.mlstack.plugins.module_utils._preflight import catalog_of, db_identifier
 
 
 def service_wiring(hostvars: Mapping[str, Any], unit: str, units: list[str]) -> dict[str, Any]:
@@ -18,7 +16,7 @@ def service_wiring(hostvars: Mapping[str, Any], unit: str, units: list[str]) -> 
     Returns ``env`` (non-secret), ``secrets`` (file name in /run/secrets -> [secret unit,
     secret name] on the controller) and ``depends_on`` (container names to wait for).
     """
-    catalog = {name: {f: hostvars[name].get(f) for f in _FIELDS} for name in units}
+    catalog = catalog_of(hostvars, units)
     entry = catalog[unit]
     ident = db_identifier(unit)
     env: dict[str, str] = {"MLSTACK_UNIT": unit, "PORT": str(entry["mlstack_port"]), "JWT_AUDIENCE": unit,

@@ -9,8 +9,12 @@ looking at an inventory file, not at this code.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+# The fields of a unit's catalog entry (its host vars) that the collection reads.
+CATALOG_FIELDS = ("mlstack_unit_kind", "mlstack_unit_role", "mlstack_port", "mlstack_host_port", "mlstack_docker_host",
+                  "mlstack_depends_on", "mlstack_optional", "mlstack_critical")
 UNIT_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
 KINDS = ("database", "service")
 
@@ -108,6 +112,11 @@ def validate(units: dict[str, dict[str, Any]], docker_hosts: set[str], roles: se
     _check_ports(units, errors)
     _check_cycles(units, errors)
     return errors
+
+
+def catalog_of(hostvars: Mapping[str, Any], names: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Each named unit's catalog entry, read from hostvars (templated on access)."""
+    return {name: {field: hostvars[name].get(field) for field in CATALOG_FIELDS} for name in names}
 
 
 def clients_of(units: dict[str, dict[str, Any]], database: str) -> list[str]:
