@@ -69,6 +69,17 @@ class DockerEngine:
     def rename(self, name: str, new_name: str) -> None:
         self.api.rename(name, new_name)
 
+    def stop(self, name: str) -> None:
+        self.api.stop(name)
+
+    def remove_volume(self, name: str) -> bool:
+        """Remove a named volume; False when it is gone already."""
+        try:
+            self.api.remove_volume(name)
+        except NotFound:
+            return False
+        return True
+
     def logs_tail(self, name: str, lines: int) -> str:
         try:
             raw = self.api.logs(name, tail=lines, stdout=True, stderr=True)

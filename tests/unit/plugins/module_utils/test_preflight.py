@@ -37,6 +37,12 @@ def test_a_good_catalog_passes() -> None:
         ({**GOOD, "x": unit(deps=["x"])}, "unit x: mlstack_depends_on names the unit itself"),
         ({"aa": unit(deps=["bb"]), "bb": unit(port=1, deps=["aa"])}, "forms a cycle aa -> bb -> aa"),
         ({}, "the inventory has no units"),
+        ({**GOOD, "chat": unit(deps=["redis", "reasoning"], mlstack_critical=True),
+          "reasoning": unit(port=8005, mlstack_critical=False)},
+         "unit chat: is critical but mlstack_depends_on names non-critical unit 'reasoning': move 'reasoning' to "
+         "mlstack_optional"),
+        ({**GOOD, "x": unit(mlstack_update_order="blue-green")},
+         "unit x: mlstack_update_order='blue-green': set one of ['start-first', 'stop-first']"),
     ],
 )
 def test_bad_catalog_is_refused_with_a_precise_message(units: dict[str, Any], expected: str) -> None:
@@ -65,3 +71,9 @@ def test_unknown_unit_role_names_the_roles_that_exist() -> None:
     errors = validate({**GOOD, "extra": unit(mlstack_unit_role="qdrantt")}, {"localhost"}, {"redis", "ml_service"})
     assert errors == ["unit extra: mlstack_unit_role='qdrantt' is not a role of this collection: use one of "
                       "['ml_service', 'redis'], or remove it to keep the unit in the catalog undeployed"]
+
+
+def test_non_critical_units_may_depend_on_each_other_and_on_critical_ones() -> None:
+    units = {**GOOD, "memory": unit(port=8001, deps=["redis"], mlstack_critical=False),
+             "coordination": unit(port=8000, deps=["memory"], mlstack_critical=False)}
+    assert validate(units, {"localhost"}) == []
