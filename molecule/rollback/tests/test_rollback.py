@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 
 import requests
-from conftest import FIGURES, VOICE, RequestLoop, inspect, inventory, playbook, voice_headers
+from conftest import FIGURES, ROOT, VOICE, RequestLoop, inspect, inventory, playbook, voice_headers
 
 BROKEN_SERVICE = {"mlstack_env": {"LOG_LEVEL": "VERBOSE"}}
 # A non-critical unit of the catalog. When v1 deployed it, its v2 fails beside the serving
@@ -122,7 +122,7 @@ def test_on_demand_rollback_restores_the_previous_container(
     assert inspect("mlstack-voice-interaction_previous")["Id"] == v2["Id"]
     assert session_intact(voice_session)
     # The declared v1 inventory matches the restored container: nothing to do.
-    again = playbook("phase5.yml", Path("inventories/local").resolve(), "--limit", "localhost,voice-interaction,redis")
+    again = playbook("phase5.yml", ROOT / "inventories" / "local", "--limit", "localhost,voice-interaction,redis")
     assert [r["observed"]["action"] for r in again.records("voice-interaction", "deploy")] == ["none"]
     FIGURES["good_upgrade_then_rollback"] = {
         "upgrade_not_serving_s": upgrade.records("voice-interaction", "deploy")[-1]["observed"]["not_serving_s"],
@@ -135,7 +135,7 @@ def test_on_demand_rollback_restores_the_previous_container(
 # Last in this file (pytest keeps file order): it takes the stack down and redeploys it.
 def test_destroy_keeps_data_and_secrets_and_a_redeploy_finds_them(tmp_path: Path, voice_session: str) -> None:
     volumes = {m["Name"] for m in inspect("mlstack-redis")["Mounts"] if m["Type"] == "volume"}
-    local = Path("inventories/local").resolve()
+    local = ROOT / "inventories" / "local"
     destroyed = playbook("destroy.yml", local)
     assert destroyed.rc == 0, destroyed.output[-3000:]
     assert inspect("mlstack-redis") is None and inspect("mlstack-voice-interaction") is None
