@@ -64,7 +64,10 @@ def inventory(tmp_path: Path, host_vars: dict[str, dict[str, Any]]) -> Path:
 def playbook(name: str, inv: Path, *args: str) -> Run:
     """Run a playbook as a user does; its evidence bundle is the one the run wrote."""
     before = (ROOT / "evidence" / "latest").resolve() if (ROOT / "evidence" / "latest").exists() else None
-    proc = subprocess.run(["ansible-playbook", "-i", str(inv), f"playbooks/{name}", *args], cwd=ROOT,
+    # Molecule's own settings (its ephemeral ansible.cfg among them) must not leak into the
+    # user's run: the repository's ansible.cfg, with the evidence callback, applies.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "MOLECULE_"))}
+    proc = subprocess.run(["ansible-playbook", "-i", str(inv), f"playbooks/{name}", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=900, check=False)
     latest = (ROOT / "evidence" / "latest").resolve()
     assert latest != before, f"{name} wrote no evidence bundle:\n{proc.stdout[-3000:]}"
