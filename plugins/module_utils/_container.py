@@ -354,7 +354,7 @@ def reconcile(engine: Engine, name: str, spec: dict[str, Any], *, unit: str, rec
         "diff": {"before": step.before or {}, "after": step.after or {}},
         "rolled_back": False,
         "health": None,
-        "last_good": container_state(current, "current") if step.action == "recreate" else None,
+        "last_good": _last_good(current) if step.action == "recreate" else None,
         "update_order": update_order,
     }
     if check_mode:
@@ -376,6 +376,12 @@ def reconcile(engine: Engine, name: str, spec: dict[str, Any], *, unit: str, rec
     if wait:
         result["health"] = wait_healthy(engine, name, timeout)
     return result
+
+
+def _last_good(current: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The serving container is the last good state only when it is healthy."""
+    state = container_state(current, "current")
+    return state if state is not None and state["state"] == "healthy" else None
 
 
 def candidate_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -401,7 +407,8 @@ def _prove_candidate(engine: Engine, name: str, kwargs: dict[str, Any], extra: l
         detail = getattr(exc, "detail", {"error": str(exc)})
         result.update(rolled_back=True, not_serving_s=0.0, health=_health_now(engine, name),
                       failure={"message": f"candidate {candidate}: {exc}", **detail,
-                               "kept": "the last good container served throughout"})
+                               "kept": "the last good container served throughout" if result["last_good"]
+                               else "the existing container left as it was (it was not healthy either)"})
         raise RolledBack(result) from exc
     finally:
         if engine.inspect(candidate) is not None:

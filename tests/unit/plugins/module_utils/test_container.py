@@ -414,3 +414,15 @@ def test_failed_upgrade_keeps_the_previous_state_of_an_earlier_upgrade() -> None
     assert engine.containers["mlstack-redis"]["Config"]["Image"] == "img:2"
     assert engine.containers["mlstack-redis_previous"]["Config"]["Image"] == "img:1"
     assert set(engine.containers) == {"mlstack-redis", "mlstack-redis_previous"}
+
+
+def test_an_unhealthy_serving_container_is_not_called_last_good() -> None:
+    engine = FakeEngine({"img:1": "sha256:aaa", "img:2": "sha256:bbb"})
+    engine.health_script["img:1"] = ["unhealthy"]
+    engine.health_script["img:2"] = ["unhealthy"]
+    with pytest.raises(ctr.HealthError):
+        deploy(engine)
+    with pytest.raises(ctr.RolledBack) as err:
+        deploy(engine, {**SPEC, "image": "img:2"}, update_order="start-first")
+    assert err.value.result["last_good"] is None
+    assert "not healthy either" in err.value.result["failure"]["kept"]
