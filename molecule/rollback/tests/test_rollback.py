@@ -47,6 +47,10 @@ def test_failed_upgrade_of_a_critical_unit_fails_the_run_and_v1_serves_throughou
     assert now is not None and now["Id"] == v1["Id"], "the serving v1 container must never be replaced"
     assert inspect("mlstack-voice-interaction_next") is None
     assert session_intact(voice_session)
+    # The quality stream still verified the unit: what serves is v1, healthy, checks passed.
+    state = run.records("voice-interaction", "unit_state")[-1]
+    assert state["ok"] is True and state["observed"]["health"] == "healthy"
+    assert next(c for c in run.evidence["criteria"] if c["name"] == "critical units up")["ok"] is True
     FIGURES["critical_failed_upgrade"] = {"requests_ok": request_loop.ok, "requests_failed": request_loop.failed,
                                           "not_serving_s": observed["not_serving_s"],
                                           "candidate_failed_after_s": observed["failure"].get("waited_s")}
