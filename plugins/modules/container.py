@@ -25,23 +25,16 @@ description:
   - With O(update_order=stop-first) (units whose data volume one process must own) the
     serving container is stopped first. If the new one does not become healthy it is removed
     and the old one started again, data volumes untouched.
-  - After a successful recreate the replaced container is kept, stopped, as C(<name>_previous):
-    M(aiops.mlstack.rollback) puts it back on demand.
+  - After a successful recreate the replaced container is kept, stopped, as C(<name>_previous),
+    and M(aiops.mlstack.rollback) puts it back on demand.
   - A failed critical unit fails the task with RV(rolled_back=true) after its rollback. A
     failed non-critical unit (O(critical=false)) keeps its last good container, or with none is
     stopped, and the task returns RV(degraded=true) without failing, so the run goes on.
   - A container without a healthcheck is not healthy; C(unhealthy), exited or restarting
     containers fail at once with the last health-log lines and log tail.
 author: mlstack maintainers (@aiops)
-requirements:
-  - docker (Python SDK) >= 7.0
-attributes:
-  check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
-    support: full
+extends_documentation_fragment:
+  - aiops.mlstack.docker
 options:
   name:
     description: Container name.
@@ -87,10 +80,6 @@ options:
     description: Seconds to wait for each health gate (dependencies, then the container itself).
     type: float
     default: 120
-  docker_host:
-    description: Docker engine address (C(unix://), C(tcp://) or C(ssh://)).
-    type: str
-    default: unix:///var/run/docker.sock
   update_order:
     description:
       - C(start-first) proves a new spec in a candidate beside the serving container before the switch.
@@ -190,14 +179,12 @@ evidence:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.aiops.mlstack.plugins.module_utils import _container as ctr  # noqa: E402
 from ansible_collections.aiops.mlstack.plugins.module_utils._docker_api import (  # noqa: E402
-    DOCKER_IMPORT_ERROR,
-    HAS_DOCKER,
-    DockerEngine,
     DockerException,
+    engine_for,
 )
 from ansible_collections.aiops.mlstack.plugins.module_utils._evidence import record  # noqa: E402
 
@@ -221,11 +208,9 @@ def main() -> None:
         required_if=[("state", "started", ["spec"])],
         supports_check_mode=True,
     )
-    if not HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker"), exception=str(DOCKER_IMPORT_ERROR))
     p = module.params
     try:
-        engine = DockerEngine(p["docker_host"])
+        engine = engine_for(module)
         result = ctr.run(engine, p["name"], p["spec"], unit=p["unit"], state=p["state"], depends_on=p["depends_on"],
                          recreate=p["recreate"], wait=p["wait"], timeout=p["timeout"], check_mode=module.check_mode,
                          update_order=p["update_order"], critical=p["critical"], purge=p["purge"])

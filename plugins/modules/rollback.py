@@ -11,7 +11,7 @@ short_description: List a unit's restorable states, or put its previous good con
 version_added: 0.1.0
 description:
   - Every successful recreate by M(aiops.mlstack.container) keeps the replaced container,
-    stopped, as C(<name>_previous). That container is the unit's previous good state: its
+    stopped, as C(<name>_previous). That container is the unit's previous good state, with its
     image (which Docker keeps while the container exists), its settings and its spec hash.
   - With O(list_only=true) the module reports the states that exist and changes nothing.
   - Otherwise it stops the serving container, starts the previous one under the unit's name
@@ -21,15 +21,8 @@ description:
   - The next deploy of the unit (playbooks/phase5.yml) brings it back to the declared spec;
     pin the previous image or settings in the inventory to keep the rollback.
 author: mlstack maintainers (@aiops)
-requirements:
-  - docker (Python SDK) >= 7.0
-attributes:
-  check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
-    support: full
+extends_documentation_fragment:
+  - aiops.mlstack.docker
 options:
   name:
     description: The unit's container name.
@@ -47,10 +40,6 @@ options:
     description: Seconds to wait for the restored container's health.
     type: float
     default: 120
-  docker_host:
-    description: Docker engine address (C(unix://), C(tcp://) or C(ssh://)).
-    type: str
-    default: unix:///var/run/docker.sock
 """
 
 EXAMPLES = r"""
@@ -92,14 +81,12 @@ evidence:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.aiops.mlstack.plugins.module_utils import _container as ctr  # noqa: E402
 from ansible_collections.aiops.mlstack.plugins.module_utils._docker_api import (  # noqa: E402
-    DOCKER_IMPORT_ERROR,
-    HAS_DOCKER,
-    DockerEngine,
     DockerException,
+    engine_for,
 )
 from ansible_collections.aiops.mlstack.plugins.module_utils._evidence import record  # noqa: E402
 
@@ -115,11 +102,9 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    if not HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker"), exception=str(DOCKER_IMPORT_ERROR))
     p = module.params
     try:
-        engine = DockerEngine(p["docker_host"])
+        engine = engine_for(module)
         states = ctr.states(engine, p["name"])
         if p["list_only"]:
             observed = {"states": states, "restorable": any(s["slot"] == "previous" for s in states)}
