@@ -152,4 +152,3 @@ def test_destroy_keeps_data_and_secrets_and_a_redeploy_finds_them(tmp_path: Path
     assert redeploy.rc == 0, redeploy.output[-3000:]
     assert session_intact(voice_session), "a session written before destroy must be there after the redeploy"
     FIGURES["destroy_redeploy_wall_s"] = redeploy.evidence["run"].get("wall_s")
-

@@ -298,7 +298,7 @@ def test_start_first_healthy_candidate_is_switched_in_and_the_old_one_kept() -> 
     deploy(engine)
     result = deploy(engine, {**SPEC, "image": "img:2"}, update_order="start-first")
     assert result["action"] == "recreate" and result["candidate"]["state"] == "healthy"
-    assert [c for c, _ in engine.calls if c == "create"] == ["create"] * 3  # v1, candidate, final
+    assert [call[0] for call in engine.calls].count("create") == 3  # v1, candidate, final
     assert engine.containers["mlstack-redis"]["Config"]["Image"] == "img:2"
     assert engine.containers["mlstack-redis_previous"]["Config"]["Image"] == "img:1"
     assert "mlstack-redis_next" not in engine.containers
