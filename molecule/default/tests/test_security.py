@@ -110,3 +110,45 @@ def test_jwt_rotation_cuts_off_no_client() -> None:
     refused = requests.get(f"{VOICE}/v1/sessions/{created.json()['id']}", timeout=5,
                            headers={"Authorization": f"Bearer {forged}"})
     assert refused.status_code == 401
+
+
+def test_password_rotation_cuts_off_no_request() -> None:
+    """Redis (voice sessions) and PostgreSQL (chat's readiness connects as its role) during rotate_passwords.yml."""
+    headers = {"Authorization": f"Bearer {token('voice-interaction', 'voice:session')}"}
+    created = requests.post(f"{VOICE}/v1/sessions", json={}, timeout=10, headers=headers)
+    assert created.status_code == 201, created.text
+    before = {name: (SECRETS / "redis" / name).read_text() for name in ("voice_interaction", "chat")}
+    before_pg = (SECRETS / "postgresql" / "chat").read_text()
+    ok, failures, stop = [0], [], threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                voice = requests.get(f"{VOICE}/v1/sessions/{created.json()['id']}", headers=headers, timeout=5)
+                ready = requests.get(f"{CHAT}/ready", timeout=5)
+                answers = [("voice session", voice.status_code), ("chat ready", ready.status_code)]
+            except requests.RequestException as exc:
+                answers = [("request", type(exc).__name__)]
+            for name, status in answers:
+                if status == 200:
+                    ok[0] += 1
+                else:
+                    failures.append(f"{name}: {status}")
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "MOLECULE_"))}
+    rotation = subprocess.run(["ansible-playbook", "-i", "inventories/local", "playbooks/rotate_passwords.yml"],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False)
+    time.sleep(1.0)
+    stop.set()
+    thread.join(timeout=10)
+    assert rotation.returncode == 0, rotation.stdout[-3000:]
+    after = {name: (SECRETS / "redis" / name).read_text() for name in before}
+    assert all(after[name] != before[name] for name in before), "the Redis passwords did not change"
+    assert (SECRETS / "postgresql" / "chat").read_text() != before_pg, "the PostgreSQL password did not change"
+    assert not list(SECRETS.rglob("*.previous")), "the former passwords were not dropped"
+    print(f"password rotation: {ok[0]} ok / {len(failures)} failed")
+    assert ok[0] > 0
+    assert failures == [], failures[:5]
