@@ -181,58 +181,24 @@ evidence:
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.aiops.mlstack.plugins.module_utils import _container as ctr  # noqa: E402
+from ansible_collections.aiops.mlstack.plugins.module_utils._container_task import (  # noqa: E402
+    ARGUMENT_SPEC,
+    REQUIRED_IF,
+    task_result,
+)
 from ansible_collections.aiops.mlstack.plugins.module_utils._docker_api import (  # noqa: E402
     DockerException,
     engine_for,
 )
-from ansible_collections.aiops.mlstack.plugins.module_utils._evidence import record  # noqa: E402
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            "name": {"type": "str", "required": True},
-            "unit": {"type": "str", "required": True},
-            "state": {"type": "str", "choices": ["started", "absent"], "default": "started"},
-            "spec": {"type": "dict", "default": {}},
-            "depends_on": {"type": "list", "elements": "str", "default": []},
-            "recreate": {"type": "str", "choices": ["if_changed", "always", "never"], "default": "if_changed"},
-            "wait": {"type": "bool", "default": True},
-            "timeout": {"type": "float", "default": 120},
-            "docker_host": {"type": "str", "default": "unix:///var/run/docker.sock"},
-            "update_order": {"type": "str", "choices": list(ctr.UPDATE_ORDERS), "default": "stop-first"},
-            "critical": {"type": "bool", "default": True},
-            "purge": {"type": "bool", "default": False},
-        },
-        required_if=[("state", "started", ["spec"])],
-        supports_check_mode=True,
-    )
-    p = module.params
-    try:
-        engine = engine_for(module)
-        result = ctr.run(engine, p["name"], p["spec"], unit=p["unit"], state=p["state"], depends_on=p["depends_on"],
-                         recreate=p["recreate"], wait=p["wait"], timeout=p["timeout"], check_mode=module.check_mode,
-                         update_order=p["update_order"], critical=p["critical"], purge=p["purge"])
-    except ctr.RolledBack as exc:
-        result = exc.result
-        result["evidence"] = record(p["unit"], "deploy", False, ctr.evidence_observed(result), str(exc))
-        module.fail_json(msg=f"unit {p['unit']}: new container failed ({exc}); the last good container serves",
-                         **result)
-    except ctr.HealthError as exc:
-        module.fail_json(msg=f"unit {p['unit']}: {exc}", failure=exc.detail, rolled_back=False,
-                         evidence=record(p["unit"], "deploy", False, ctr.failure_observed(exc.detail), str(exc)))
-    except (ctr.SpecError, DockerException) as exc:
-        module.fail_json(msg=f"unit {p['unit']}: {exc}", rolled_back=False)
-    if result.get("degraded"):
-        message = f"degraded (non-critical): {result['failure']['message']}"
-        result["evidence"] = record(p["unit"], "deploy", False, ctr.evidence_observed(result), message)
-        module.warn(f"unit {p['unit']}: {message}")
-    else:
-        result["evidence"] = record(p["unit"], "deploy", True, ctr.evidence_observed(result), result["reason"])
-    diff = result.pop("diff")
-    if module._diff:
-        result["diff"] = diff
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, required_if=REQUIRED_IF, supports_check_mode=True)
+    result = task_result(lambda: engine_for(module), module.params, module.check_mode, module._diff, (DockerException,))
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
+    if result.pop("failed", False):
+        module.fail_json(**result)
     module.exit_json(**result)
 
 

@@ -1,0 +1,59 @@
+# Copyright (c) mlstack maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The container task as one function, so that the module and the controller-side action
+plugin run exactly the same code: arguments, reconciliation, evidence, the result's shape."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ansible_collections.aiops.mlstack.plugins.module_utils import _container as ctr
+from ansible_collections.aiops.mlstack.plugins.module_utils._evidence import record
+
+ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
+    "name": {"type": "str", "required": True},
+    "unit": {"type": "str", "required": True},
+    "state": {"type": "str", "choices": ["started", "absent"], "default": "started"},
+    "spec": {"type": "dict", "default": {}},
+    "depends_on": {"type": "list", "elements": "str", "default": []},
+    "recreate": {"type": "str", "choices": ["if_changed", "always", "never"], "default": "if_changed"},
+    "wait": {"type": "bool", "default": True},
+    "timeout": {"type": "float", "default": 120},
+    "docker_host": {"type": "str", "default": "unix:///var/run/docker.sock"},
+    "update_order": {"type": "str", "choices": list(ctr.UPDATE_ORDERS), "default": "stop-first"},
+    "critical": {"type": "bool", "default": True},
+    "purge": {"type": "bool", "default": False},
+}
+REQUIRED_IF = [("state", "started", ["spec"])]
+
+
+def task_result(connect: Callable[[], ctr.Engine], p: dict[str, Any], check_mode: bool, diff: bool,
+                docker_errors: tuple[type[Exception], ...]) -> dict[str, Any]:
+    """The task's whole result; ``failed`` and ``msg`` are set when the task must fail."""
+    unit = p["unit"]
+    try:
+        result = ctr.run(connect(), p["name"], p["spec"], unit=unit, state=p["state"], depends_on=p["depends_on"],
+                         recreate=p["recreate"], wait=p["wait"], timeout=p["timeout"], check_mode=check_mode,
+                         update_order=p["update_order"], critical=p["critical"], purge=p["purge"])
+    except ctr.RolledBack as exc:
+        result = exc.result
+        result.pop("diff", None)
+        result["evidence"] = record(unit, "deploy", False, ctr.evidence_observed(result), str(exc))
+        return {**result, "failed": True,
+                "msg": f"unit {unit}: new container failed ({exc}); the last good container serves"}
+    except ctr.HealthError as exc:
+        return {"failed": True, "msg": f"unit {unit}: {exc}", "failure": exc.detail, "rolled_back": False,
+                "evidence": record(unit, "deploy", False, ctr.failure_observed(exc.detail), str(exc))}
+    except (ctr.SpecError, *docker_errors) as exc:
+        return {"failed": True, "msg": f"unit {unit}: {exc}", "rolled_back": False}
+    if result.get("degraded"):
+        message = f"degraded (non-critical): {result['failure']['message']}"
+        result["evidence"] = record(unit, "deploy", False, ctr.evidence_observed(result), message)
+        result["warnings"] = [f"unit {unit}: {message}"]
+    else:
+        result["evidence"] = record(unit, "deploy", True, ctr.evidence_observed(result), result["reason"])
+    shown = result.pop("diff")
+    if diff:
+        result["diff"] = shown
+    return result
