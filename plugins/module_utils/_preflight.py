@@ -12,9 +12,12 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ansible_collections.aiops.mlstack.plugins.module_utils._gpu_placement import request_errors
+
 # The fields of a unit's catalog entry (its host vars) that the collection reads.
 CATALOG_FIELDS = ("mlstack_unit_kind", "mlstack_unit_role", "mlstack_port", "mlstack_host_port", "mlstack_docker_host",
-                  "mlstack_depends_on", "mlstack_optional", "mlstack_critical")
+                  "mlstack_depends_on", "mlstack_optional", "mlstack_critical", "mlstack_gpu", "mlstack_gpu_memory_mb",
+                  "mlstack_gpu_device")
 UNIT_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
 KINDS = ("database", "service")
 
@@ -45,6 +48,8 @@ def _check_unit(name: str, entry: dict[str, Any], units: dict[str, Any], docker_
         errors.append(f"unit {name}: mlstack_unit_role={role!r} is not a role of this collection: "
                       f"use one of {sorted(roles)}, or remove it to keep the unit in the catalog undeployed")
     _int_port(name, "mlstack_port", entry.get("mlstack_port"), errors)
+    # The GPU request's shape; whether it fits is decided on the Docker host's GPU facts (playbooks/gpu.yml).
+    errors.extend(request_errors(name, entry))
     if entry.get("mlstack_port") is None:
         errors.append(f"unit {name}: mlstack_port is missing: set the port the unit listens on in its container")
     host = entry.get("mlstack_docker_host")

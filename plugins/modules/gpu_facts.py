@@ -42,6 +42,12 @@ options:
     description: Name written into the evidence record, usually the Docker host's inventory name.
     type: str
     default: gpu_host
+  check:
+    description:
+      - Check name of the evidence record. The quality stream's C(gpu_state) is what the verdict looks for;
+        a read before the deployment can use another name (C(gpu_facts)) so that it is not counted twice.
+    type: str
+    default: gpu_state
   require_gpu:
     description:
       - Fail when no GPU is seen. Used after the driver install (role C(gpu_host)) to prove that the
@@ -169,7 +175,7 @@ ansible_facts:
       description: Every key above except RV(evidence).
       type: dict
 evidence:
-  description: One record, check C(gpu_state), C(ok) unless O(require_gpu) and no GPU was seen.
+  description: One record, check O(check), C(ok) unless O(require_gpu) and no GPU was seen.
   returned: always
   type: list
   elements: dict
@@ -191,6 +197,7 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "unit": {"type": "str", "default": "gpu_host"},
+            "check": {"type": "str", "default": "gpu_state"},
             "require_gpu": {"type": "bool", "default": False},
             "evidence_fake": {"type": "str", "default": ""},
         },
@@ -200,7 +207,7 @@ def main() -> None:
     facts = collect(nvml) if nvml is not None else empty(missing)
     message = summary(facts)
     ok = bool(facts["gpu_count"]) or not module.params["require_gpu"]
-    evidence = [record(module.params["unit"], "gpu_state", ok, evidence_observed(facts), message,
+    evidence = [record(module.params["unit"], module.params["check"], ok, evidence_observed(facts), message,
                        fake=module.params["evidence_fake"] or None)]
     result = dict(facts, changed=False, evidence=evidence, msg=message, ansible_facts={"mlstack_gpu": facts})
     if not ok:
