@@ -9,6 +9,7 @@ from typing import Any
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.aiops.mlstack.plugins.module_utils._gpu_host import driver_errors
 from ansible_collections.aiops.mlstack.plugins.module_utils._gpu_placement import FIELDS, PlacementError, place, units_on
 
 
@@ -27,4 +28,4 @@ def gpu_placement(hostvars: Mapping[str, Any], units: list[str], docker_host: st
 
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"gpu_placement": gpu_placement}
+        return {"gpu_placement": gpu_placement, "gpu_driver_errors": driver_errors}
