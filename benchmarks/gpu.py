@@ -4,9 +4,9 @@
 
 Against the llm unit phase5 left on this machine (container mlstack-llm, reached at its
 address on the internal network mlstack_backend, as the ml_service role's own probe does),
-or any OpenAI-compatible server given with --url. Each round streams one completion and
-measures time to first token (a 1-token completion) and decode rate (the extra tokens
-of an N-token completion over its extra time). Where the unit runs (CPU or which GPU) is read from its container: the device
+or any OpenAI-compatible server given with --url. Each round measures time to first token
+(a 1-token completion) and decode rate (the extra tokens of an N-token completion over its
+extra time). Where the unit runs (CPU or which GPU) is read from its container: the device
 request and MLSTACK_PLACEMENT / CUDA_VISIBLE_DEVICES that ml_service set.
 
 GPU figures come from NVML (plugins/module_utils/_nvml.py, the gpu_facts module's code):
@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT / ".ansible" / "collections"))
 
 from ansible_collections.aiops.mlstack.plugins.module_utils import _nvml  # noqa: E402
 
+FIGURES = ("index", "name", "memory_used_mb", "memory_total_mb", "utilization_gpu_pct", "power_w")
 PROMPT = "Explain in a few sentences why the sky is blue."
 
 
@@ -41,8 +42,7 @@ def gpu_read() -> dict[str, Any]:
     nvml, why = _nvml.load_pynvml()
     facts = _nvml.collect(nvml) if nvml is not None else _nvml.empty(why)
     return {"gpu_count": facts["gpu_count"], "reason": facts["reason"], "driver": facts["driver_version"],
-            "devices": [{k: d[k] for k in ("index", "name", "memory_used_mb", "memory_total_mb",
-                                            "utilization_gpu_pct", "power_w")} for d in facts["devices"]]}
+            "devices": [{k: d[k] for k in FIGURES} for d in facts["devices"]]}
 
 
 class Sampler(threading.Thread):
@@ -105,7 +105,7 @@ def one_round(url: str, max_tokens: int) -> dict[str, float]:
     Not streamed: this llama-cpp-python server ends SSE streams early ("ASGI callable
     returned without completing response"), which would cut the count short.
     """
-    _, first_s = completion(url, 1)
+    first_s = completion(url, 1)[1]
     tokens, total_s = completion(url, max_tokens)
     decode_s = max(total_s - first_s, 1e-9)
     return {"tokens": tokens, "ttft_ms": first_s * 1000, "total_s": total_s,
@@ -114,7 +114,7 @@ def one_round(url: str, max_tokens: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--url", help="an OpenAI-compatible server instead of the deployed llm unit")
@@ -132,7 +132,7 @@ def main() -> None:
     one_round(url, 8)  # warm-up: model pages in, caches fill; not counted
     sampler = Sampler(args.sample_s)
     sampler.start()
-    rounds = [one_round(url, args.max_tokens) for _ in range(args.rounds)]
+    rounds = [one_round(url, args.max_tokens) for _round in range(args.rounds)]
     sampler.stop.set()
     sampler.join()
     after = gpu_read()

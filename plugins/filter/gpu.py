@@ -10,7 +10,12 @@ from typing import Any
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.aiops.mlstack.plugins.module_utils._gpu_host import driver_errors
-from ansible_collections.aiops.mlstack.plugins.module_utils._gpu_placement import FIELDS, PlacementError, place, units_on
+from ansible_collections.aiops.mlstack.plugins.module_utils._gpu_placement import (
+    FIELDS,
+    PlacementError,
+    place,
+    units_on,
+)
 
 
 def gpu_placement(hostvars: Mapping[str, Any], units: list[str], docker_host: str,

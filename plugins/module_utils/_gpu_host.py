@@ -22,7 +22,7 @@ LAST_BRANCH_BEFORE_TURING = 580
 def parse_cc(value: str | float) -> tuple[int, int]:
     """ "6.1" -> (6, 1); raises ValueError naming the bad value."""
     text = str(value).strip()
-    major, _, minor = text.partition(".")
+    major, _dot, minor = text.partition(".")
     try:
         return int(major), int(minor or 0)
     except ValueError:
