@@ -471,12 +471,21 @@ def _headline(summary: Mapping[str, Any]) -> str:
                                     if c["blocking"] and not c["ok"])
     failed_checks = sum(1 for r in summary["checks"] if not r["ok"])
     failed_units = sum(1 for u in summary["units"] if u["state"] == "failed")
-    parts = []
+    parts = [_deploy_failure(r) for r in summary["checks"]
+             if r["check"] == "deploy" and not r["ok"] and not (r.get("observed") or {}).get("degraded")]
     if failed_checks:
         parts.append(f"{failed_checks} of {len(summary['checks'])} checks failed")
     if failed_units:
         parts.append(f"tasks failed on {failed_units} unit{'s' if failed_units != 1 else ''}")
     return "FAIL: " + "; ".join(parts)
+
+
+def _deploy_failure(record: Mapping[str, Any]) -> str:
+    """A failed deploy as the headline names it: the unit, and what serves instead."""
+    observed = record.get("observed") or {}
+    if observed.get("rolled_back"):
+        return f"deploy of {record['unit']} failed and was rolled back (the last good container serves)"
+    return f"deploy of {record['unit']} failed"
 
 
 def _parallelism_line(figure: Mapping[str, Any]) -> str:

@@ -255,6 +255,8 @@ class Engine(Protocol):
     def remove(self, name: str) -> None: ...
     def stop_and_rename(self, name: str, new_name: str) -> None: ...
     def rename(self, name: str, new_name: str) -> None: ...
+    def stop(self, name: str) -> None: ...
+    def remove_volume(self, name: str) -> bool: ...
     def logs_tail(self, name: str, lines: int) -> str: ...
 
 
@@ -291,18 +293,50 @@ def wait_healthy(engine: Engine, name: str, timeout: float, poll: float = 0.1, t
 
 
 def previous_name(name: str) -> str:
-    """Where the last good container waits while its replacement proves its health."""
+    """Where the last good container is kept, stopped, after it was replaced (rollback target)."""
     return f"{name}_previous"
 
 
+def side_name(name: str) -> str:
+    """Where the serving container waits, stopped, while its replacement proves its health."""
+    return f"{name}_replaced"
+
+
+def next_name(name: str) -> str:
+    """The candidate that proves a new spec beside the serving container (update_order start-first)."""
+    return f"{name}_next"
+
+
+UPDATE_ORDERS = ("start-first", "stop-first")
+
+
+def container_state(inspect: dict[str, Any] | None, slot: str) -> dict[str, Any] | None:
+    """What identifies a deployed state: image id, spec hash, creation time, health (no env values)."""
+    if inspect is None:
+        return None
+    labels = (inspect.get("Config") or {}).get("Labels") or {}
+    health, _log = health_state(inspect)
+    return {"slot": slot, "container": str(inspect.get("Name", "")).lstrip("/"),
+            "image": (inspect.get("Config") or {}).get("Image"), "image_id": inspect.get("Image"),
+            "spec_hash": labels.get(LABEL_HASH), "created": inspect.get("Created"), "state": health}
+
+
 def reconcile(engine: Engine, name: str, spec: dict[str, Any], *, unit: str, recreate: str = "if_changed",
-              wait: bool = True, timeout: float = 120.0, check_mode: bool = False) -> dict[str, Any]:
+              wait: bool = True, timeout: float = 120.0, check_mode: bool = False,
+              update_order: str = "stop-first") -> dict[str, Any]:
     """Bring the container to the spec and wait for its health; roll back a failed recreate.
 
-    The old container is stopped and kept (renamed) until the new one is healthy, so a
-    failed deploy leaves the last good container serving again and data volumes are never
-    touched. Returns a result dict: changed, action, reason, diff, health, rolled_back.
+    The serving container is the last good state and is recorded before anything changes.
+    ``start-first`` proves the new spec in a candidate beside it (no host ports, no network
+    aliases, so it takes no traffic) and touches the serving container only once the
+    candidate is healthy; ``stop-first`` (units whose data volume one process must own)
+    stops it first. Either way a failed recreate puts the last good container back, data
+    volumes untouched, and a successful one keeps it stopped as ``<name>_previous`` for an
+    on-demand rollback. Returns: changed, action, reason, diff, health, rolled_back,
+    last_good, not_serving_s.
     """
+    if update_order not in UPDATE_ORDERS:
+        raise SpecError(f"update_order {update_order!r} is not one of {list(UPDATE_ORDERS)}")
     desired = normalize_spec(spec)
     image_id = engine.image_id(desired["image"])
     if image_id is None:
@@ -320,6 +354,8 @@ def reconcile(engine: Engine, name: str, spec: dict[str, Any], *, unit: str, rec
         "diff": {"before": step.before or {}, "after": step.after or {}},
         "rolled_back": False,
         "health": None,
+        "last_good": _last_good(current) if step.action == "recreate" else None,
+        "update_order": update_order,
     }
     if check_mode:
         return result
@@ -333,6 +369,8 @@ def reconcile(engine: Engine, name: str, spec: dict[str, Any], *, unit: str, rec
     elif step.action == "start":
         engine.start(name)
     elif step.action == "recreate":
+        if update_order == "start-first":
+            _prove_candidate(engine, name, kwargs, extra, timeout, result)
         _replace(engine, name, kwargs, extra, timeout, result)
         return result
     if wait:
@@ -340,11 +378,56 @@ def reconcile(engine: Engine, name: str, spec: dict[str, Any], *, unit: str, rec
     return result
 
 
+def _last_good(current: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The serving container is the last good state only when it is healthy."""
+    state = container_state(current, "current")
+    return state if state is not None and state["state"] == "healthy" else None
+
+
+def candidate_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The new spec as a candidate: same image, env, volumes and limits; no host ports and no
+    network aliases, so that nothing routes to it; no restart policy, so a crash shows as exited."""
+    out = {key: value for key, value in kwargs.items() if key not in ("ports", "networking_config")}
+    out["name"] = next_name(kwargs["name"])
+    out["restart_policy"] = None
+    return out
+
+
+def _prove_candidate(engine: Engine, name: str, kwargs: dict[str, Any], extra: list[dict[str, Any]],
+                     timeout: float, result: dict[str, Any]) -> None:
+    """Run the new spec beside the serving container; a candidate that fails never touches it."""
+    candidate = next_name(name)
+    if engine.inspect(candidate) is not None:
+        engine.remove(candidate)
+    try:
+        engine.create(candidate_kwargs(kwargs), [{**net, "aliases": []} for net in extra])
+        engine.start(candidate)
+        result["candidate"] = wait_healthy(engine, candidate, timeout)
+    except Exception as exc:
+        detail = getattr(exc, "detail", {"error": str(exc)})
+        result.update(rolled_back=True, not_serving_s=0.0, health=_health_now(engine, name),
+                      failure={"message": f"candidate {candidate}: {exc}", **detail,
+                               "kept": "the last good container served throughout" if result["last_good"]
+                               else "the existing container left as it was (it was not healthy either)"})
+        raise RolledBack(result) from exc
+    finally:
+        if engine.inspect(candidate) is not None:
+            engine.remove(candidate)
+
+
+def _health_now(engine: Engine, name: str) -> dict[str, Any]:
+    state, _log = health_state(engine.inspect(name) or {})
+    return {"state": state, "waited_s": 0.0}
+
+
 def _replace(engine: Engine, name: str, kwargs: dict[str, Any], extra: list[dict[str, Any]],
-             timeout: float, result: dict[str, Any]) -> None:
-    old = previous_name(name)
+             timeout: float, result: dict[str, Any], clock: Any = time.monotonic) -> None:
+    # The serving container waits under a side name, so that the previous state kept by an
+    # earlier upgrade is only replaced once this one has succeeded.
+    old = side_name(name)
     if engine.inspect(old) is not None:
         engine.remove(old)
+    stopped_at = clock()
     engine.stop_and_rename(name, old)
     try:
         engine.create(kwargs, extra)
@@ -362,16 +445,85 @@ def _replace(engine: Engine, name: str, kwargs: dict[str, Any], extra: list[dict
             result["health"] = wait_healthy(engine, name, timeout)
         except HealthError as again:
             result["failure"]["rollback_error"] = str(again)
+        result["not_serving_s"] = round(clock() - stopped_at, 3)
         raise RolledBack(result) from exc
-    engine.remove(old)
+    result["not_serving_s"] = round(clock() - stopped_at, 3)
+    if engine.inspect(previous_name(name)) is not None:
+        engine.remove(previous_name(name))
+    engine.rename(old, previous_name(name))
 
 
 class RolledBack(RuntimeError):
-    """A recreate failed and the previous container was put back; ``result`` says how."""
+    """A recreate failed and the last good container serves again; ``result`` says how."""
 
     def __init__(self, result: dict[str, Any]) -> None:
         super().__init__(result["failure"]["message"])
         self.result = result
+
+
+def states(engine: Engine, name: str) -> list[dict[str, Any]]:
+    """The states of a unit that exist on its Docker host: the current one and the restorable one."""
+    found = [container_state(engine.inspect(name), "current"),
+             container_state(engine.inspect(previous_name(name)), "previous")]
+    return [entry for entry in found if entry is not None]
+
+
+def restore_previous(engine: Engine, name: str, *, unit: str, timeout: float = 120.0,
+                     check_mode: bool = False, clock: Any = time.monotonic) -> dict[str, Any]:
+    """Put the kept previous container back; the replaced one becomes the previous (roll forward again).
+
+    If the restored container does not become healthy, the one it replaced is put back.
+    """
+    current, previous = engine.inspect(name), engine.inspect(previous_name(name))
+    if previous is None:
+        raise SpecError(f"unit {unit} has no previous state to restore ({previous_name(name)} does not exist): "
+                        "a unit keeps one after its first successful recreate")
+    result: dict[str, Any] = {"changed": True, "action": "rollback", "rolled_back": False,
+                              "restored": container_state(previous, "previous"),
+                              "replaced": container_state(current, "current"), "health": None}
+    if check_mode:
+        return result
+    aside = side_name(name)
+    if engine.inspect(aside) is not None:
+        engine.remove(aside)
+    started = clock()
+    if current is not None:
+        engine.stop_and_rename(name, aside)
+    engine.rename(previous_name(name), name)
+    engine.start(name)
+    try:
+        result["health"] = wait_healthy(engine, name, timeout)
+    except HealthError as exc:
+        engine.stop_and_rename(name, previous_name(name))
+        if current is not None:
+            engine.rename(aside, name)
+            engine.start(name)
+        result["not_serving_s"] = round(clock() - started, 3)
+        result["failure"] = {"message": str(exc), **exc.detail}
+        raise RolledBack(result) from exc
+    if current is not None:
+        engine.rename(aside, previous_name(name))
+    result["not_serving_s"] = round(clock() - started, 3)
+    return result
+
+
+def remove_unit(engine: Engine, name: str, *, purge: bool = False, check_mode: bool = False) -> dict[str, Any]:
+    """Remove the unit's containers (serving, previous, candidate); its named volumes only with ``purge``."""
+    removed: list[str] = []
+    volumes: set[str] = set()
+    for container in (name, previous_name(name), next_name(name), side_name(name)):
+        inspect = engine.inspect(container)
+        if inspect is None:
+            continue
+        volumes.update(m["Name"] for m in inspect.get("Mounts") or [] if m.get("Type") == "volume" and m.get("Name"))
+        removed.append(container)
+        if not check_mode:
+            engine.remove(container)
+    removed_volumes = sorted(volumes) if purge else []
+    if purge and not check_mode:
+        removed_volumes = [volume for volume in sorted(volumes) if engine.remove_volume(volume)]
+    return {"changed": bool(removed or removed_volumes), "removed_containers": removed,
+            "removed_volumes": removed_volumes, "kept_volumes": [] if purge else sorted(volumes)}
 
 
 def wait_dependencies(engine: Engine, depends_on: list[str], timeout: float) -> dict[str, Any]:
@@ -394,22 +546,51 @@ def wait_dependencies(engine: Engine, depends_on: list[str], timeout: float) -> 
 
 def run(engine: Engine, name: str, spec: dict[str, Any], *, unit: str, state: str = "started",
         depends_on: list[str] | None = None, recreate: str = "if_changed", wait: bool = True,
-        timeout: float = 120.0, check_mode: bool = False) -> dict[str, Any]:
-    """The module's whole job: dependencies' health, then the unit's own container."""
+        timeout: float = 120.0, check_mode: bool = False, update_order: str = "stop-first",
+        critical: bool = True, purge: bool = False) -> dict[str, Any]:
+    """The module's whole job: dependencies' health, then the unit's own container.
+
+    A critical unit's failure raises (after its rollback). A non-critical unit degrades
+    instead: it keeps its last good container, or, with none, its failed container is
+    stopped (kept for its logs), and the result says ``degraded`` so the run goes on.
+    """
     if state == "absent":
-        present = engine.inspect(name) is not None
-        if present and not check_mode:
-            engine.remove(name)
-        return {"changed": present, "action": "remove" if present else "none",
-                "reason": "container removed, volumes kept" if present else "container absent",
-                "changed_fields": [], "diff": {"before": {"present": present}, "after": {"present": False}},
-                "rolled_back": False, "dependencies": {}}
-    deps = wait_dependencies(engine, depends_on or [], timeout)
-    result = reconcile(engine, name, spec, unit=unit, recreate=recreate, wait=wait, timeout=timeout,
-                       check_mode=check_mode)
+        removed = remove_unit(engine, name, purge=purge, check_mode=check_mode)
+        kept = "volumes removed (purge)" if purge else "volumes kept"
+        return {**removed, "action": "remove" if removed["changed"] else "none",
+                "reason": f"containers removed, {kept}" if removed["changed"] else "container absent",
+                "changed_fields": [], "rolled_back": False, "dependencies": {},
+                "diff": {"before": {"containers": removed["removed_containers"]}, "after": {"containers": []}}}
+    deps: dict[str, Any] = {}
+    try:
+        deps = wait_dependencies(engine, depends_on or [], timeout)
+        result = reconcile(engine, name, spec, unit=unit, recreate=recreate, wait=wait, timeout=timeout,
+                           check_mode=check_mode, update_order=update_order)
+    except RolledBack as exc:
+        if critical:
+            raise
+        result = {**exc.result, "degraded": True}
+    except HealthError as exc:
+        if critical:
+            raise
+        result = _degrade(engine, name, exc)
     result["dependencies"] = deps
     result["addresses"] = addresses(engine.inspect(name))
     return result
+
+
+def _degrade(engine: Engine, name: str, exc: HealthError) -> dict[str, Any]:
+    """A non-critical unit with no last good state to return to: stop it, keep it for its logs."""
+    inspect = engine.inspect(name)
+    if inspect is not None and (inspect.get("State") or {}).get("Running"):
+        engine.stop(name)
+    dependency = exc.detail.get("dependency")
+    return {"changed": inspect is not None, "action": "stop" if inspect is not None else "none",
+            "reason": f"degraded: {exc}", "changed_fields": [], "rolled_back": False, "degraded": True,
+            "health": {"state": exc.detail.get("state"), "waited_s": exc.detail.get("waited_s")},
+            "failure": {"message": str(exc), **exc.detail,
+                        "kept": "not started: a dependency failed" if dependency else "stopped: no last good state"},
+            "diff": {"before": {}, "after": {}}}
 
 
 def addresses(inspect: dict[str, Any] | None) -> dict[str, str]:
@@ -420,7 +601,9 @@ def addresses(inspect: dict[str, Any] | None) -> dict[str, str]:
 
 def evidence_observed(result: dict[str, Any]) -> dict[str, Any]:
     """The part of a reconciliation result that belongs in the evidence record."""
-    observed = {key: result.get(key) for key in ("action", "reason", "changed_fields", "rolled_back")}
+    observed = {key: result.get(key) for key in ("action", "reason", "changed_fields", "rolled_back",
+                                                 "update_order", "not_serving_s", "last_good")}
+    observed["degraded"] = bool(result.get("degraded"))
     health = result.get("health") or {}
     observed["health"] = health.get("state")
     observed["health_wait_s"] = health.get("waited_s")
@@ -433,4 +616,4 @@ def evidence_observed(result: dict[str, Any]) -> dict[str, Any]:
 def failure_observed(detail: dict[str, Any]) -> dict[str, Any]:
     """What Docker said about a failed health gate, without the (possibly long) log tail."""
     return {key: detail.get(key) for key in ("state", "waited_s", "health_log", "exit_code", "dependency",
-                                             "message", "rollback_error") if key in detail}
+                                             "message", "rollback_error", "kept") if key in detail}

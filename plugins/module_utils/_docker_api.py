@@ -19,6 +19,15 @@ except ImportError as exc:  # pragma: no cover - depends on the target's interpr
     DockerException = Exception  # type: ignore[assignment,misc]
 
 
+def engine_for(module: Any) -> DockerEngine:
+    """The engine at the module's ``docker_host``, or the module fails naming the missing SDK."""
+    if not HAS_DOCKER:
+        from ansible.module_utils.basic import missing_required_lib
+
+        module.fail_json(msg=missing_required_lib("docker"), exception=str(DOCKER_IMPORT_ERROR))
+    return DockerEngine(module.params["docker_host"])
+
+
 class DockerEngine:
     """Reaches one Docker engine (``unix://``, ``tcp://`` or ``ssh://``)."""
 
@@ -68,6 +77,17 @@ class DockerEngine:
 
     def rename(self, name: str, new_name: str) -> None:
         self.api.rename(name, new_name)
+
+    def stop(self, name: str) -> None:
+        self.api.stop(name)
+
+    def remove_volume(self, name: str) -> bool:
+        """Remove a named volume; False when it is gone already."""
+        try:
+            self.api.remove_volume(name)
+        except NotFound:
+            return False
+        return True
 
     def logs_tail(self, name: str, lines: int) -> str:
         try:

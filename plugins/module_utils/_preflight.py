@@ -16,8 +16,9 @@ from ansible_collections.aiops.mlstack.plugins.module_utils._gpu_placement impor
 
 # The fields of a unit's catalog entry (its host vars) that the collection reads.
 CATALOG_FIELDS = ("mlstack_unit_kind", "mlstack_unit_role", "mlstack_port", "mlstack_host_port", "mlstack_docker_host",
-                  "mlstack_depends_on", "mlstack_optional", "mlstack_critical", "mlstack_gpu", "mlstack_gpu_memory_mb",
-                  "mlstack_gpu_device")
+                  "mlstack_depends_on", "mlstack_optional", "mlstack_critical", "mlstack_update_order", "mlstack_gpu",
+                  "mlstack_gpu_memory_mb", "mlstack_gpu_device")
+UPDATE_ORDERS = ("start-first", "stop-first")
 UNIT_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
 KINDS = ("database", "service")
 
@@ -66,6 +67,19 @@ def _check_unit(name: str, entry: dict[str, Any], units: dict[str, Any], docker_
         elif dep not in units:
             errors.append(f"unit {name}: mlstack_depends_on names unknown unit {dep!r}: "
                           f"add {dep!r} to the inventory or remove it (known units: {sorted(units)})")
+        elif _critical(entry) and not _critical(units[dep]):
+            # A critical unit that waits for a non-critical one would fail whenever that one degrades.
+            errors.append(f"unit {name}: is critical but mlstack_depends_on names non-critical unit {dep!r}: "
+                          f"move {dep!r} to mlstack_optional (wired, never awaited) or set mlstack_critical: true "
+                          f"on {dep!r}")
+    order = entry.get("mlstack_update_order")
+    if order is not None and order not in UPDATE_ORDERS:
+        errors.append(f"unit {name}: mlstack_update_order={order!r}: set one of {list(UPDATE_ORDERS)} "
+                      "(stop-first for a unit whose data volume one process must own)")
+
+
+def _critical(entry: dict[str, Any]) -> bool:
+    return str(entry.get("mlstack_critical")).lower() in ("true", "yes", "1")
 
 
 def _check_ports(units: dict[str, dict[str, Any]], errors: list[str]) -> None:

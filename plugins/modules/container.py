@@ -16,21 +16,25 @@ description:
   - Only the fields the unit declares are compared. Their hash is stored in the
     C(io.mlstack.spec-hash) label, so a re-run with the same spec and image never
     recreates, and a changed spec or a new image recreates exactly once.
-  - A recreate stops and keeps the old container (renamed C(<name>_previous)) until the new one is
-    healthy. If it is not, the new one is removed and the old one is started again, data
-    volumes untouched, and the task fails with RV(rolled_back=true).
+  - The serving container is the unit's last good state; its image id, spec hash and creation
+    time are returned in RV(last_good) before anything changes.
+  - With O(update_order=start-first) a recreate first runs the new spec as a candidate
+    C(<name>_next) beside the serving container, without host ports or network aliases, so it
+    takes no traffic. The serving container is only replaced once the candidate is healthy; a
+    candidate that fails is removed and the serving container never stopped (RV(not_serving_s=0)).
+  - With O(update_order=stop-first) (units whose data volume one process must own) the
+    serving container is stopped first. If the new one does not become healthy it is removed
+    and the old one started again, data volumes untouched.
+  - After a successful recreate the replaced container is kept, stopped, as C(<name>_previous),
+    and M(aiops.mlstack.rollback) puts it back on demand.
+  - A failed critical unit fails the task with RV(rolled_back=true) after its rollback. A
+    failed non-critical unit (O(critical=false)) keeps its last good container, or with none is
+    stopped, and the task returns RV(degraded=true) without failing, so the run goes on.
   - A container without a healthcheck is not healthy; C(unhealthy), exited or restarting
     containers fail at once with the last health-log lines and log tail.
 author: mlstack maintainers (@aiops)
-requirements:
-  - docker (Python SDK) >= 7.0
-attributes:
-  check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
-    support: full
+extends_documentation_fragment:
+  - aiops.mlstack.docker
 options:
   name:
     description: Container name.
@@ -76,10 +80,23 @@ options:
     description: Seconds to wait for each health gate (dependencies, then the container itself).
     type: float
     default: 120
-  docker_host:
-    description: Docker engine address (C(unix://), C(tcp://) or C(ssh://)).
+  update_order:
+    description:
+      - C(start-first) proves a new spec in a candidate beside the serving container before the switch.
+      - C(stop-first) stops the serving container first; for units whose data volume one process must own.
     type: str
-    default: unix:///var/run/docker.sock
+    choices: [start-first, stop-first]
+    default: stop-first
+  critical:
+    description:
+      - A critical unit's failure fails the task (after the rollback).
+      - A non-critical unit's failure marks it RV(degraded) and the task does not fail.
+    type: bool
+    default: true
+  purge:
+    description: With O(state=absent), also remove the named volumes the unit's containers mounted (its data).
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -127,9 +144,31 @@ addresses:
   returned: when state=started
   type: dict
 rolled_back:
-  description: True when a failed recreate put the previous container back.
+  description: True when a failed recreate put the last good container back (or never stopped it).
   returned: always
   type: bool
+degraded:
+  description: True when a non-critical unit could not be made healthy and the run goes on without it.
+  returned: when critical=false and the unit failed
+  type: bool
+last_good:
+  description: The serving container before a recreate (container, image, image_id, spec_hash, created, state).
+  returned: when state=started
+  type: dict
+not_serving_s:
+  description: Seconds between stopping the serving container and a container serving again (0 when a candidate failed).
+  returned: after a recreate
+  type: float
+removed_containers:
+  description: Containers removed with O(state=absent).
+  returned: when state=absent
+  type: list
+  elements: str
+removed_volumes:
+  description: Named volumes removed with O(state=absent) and O(purge=true).
+  returned: when state=absent
+  type: list
+  elements: str
 failure:
   description: On failure, the health state, health-log lines and log tail Docker gave.
   returned: on failure
@@ -140,14 +179,12 @@ evidence:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.aiops.mlstack.plugins.module_utils import _container as ctr  # noqa: E402
 from ansible_collections.aiops.mlstack.plugins.module_utils._docker_api import (  # noqa: E402
-    DOCKER_IMPORT_ERROR,
-    HAS_DOCKER,
-    DockerEngine,
     DockerException,
+    engine_for,
 )
 from ansible_collections.aiops.mlstack.plugins.module_utils._evidence import record  # noqa: E402
 
@@ -164,28 +201,35 @@ def main() -> None:
             "wait": {"type": "bool", "default": True},
             "timeout": {"type": "float", "default": 120},
             "docker_host": {"type": "str", "default": "unix:///var/run/docker.sock"},
+            "update_order": {"type": "str", "choices": list(ctr.UPDATE_ORDERS), "default": "stop-first"},
+            "critical": {"type": "bool", "default": True},
+            "purge": {"type": "bool", "default": False},
         },
         required_if=[("state", "started", ["spec"])],
         supports_check_mode=True,
     )
-    if not HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker"), exception=str(DOCKER_IMPORT_ERROR))
     p = module.params
     try:
-        engine = DockerEngine(p["docker_host"])
+        engine = engine_for(module)
         result = ctr.run(engine, p["name"], p["spec"], unit=p["unit"], state=p["state"], depends_on=p["depends_on"],
-                         recreate=p["recreate"], wait=p["wait"], timeout=p["timeout"], check_mode=module.check_mode)
+                         recreate=p["recreate"], wait=p["wait"], timeout=p["timeout"], check_mode=module.check_mode,
+                         update_order=p["update_order"], critical=p["critical"], purge=p["purge"])
     except ctr.RolledBack as exc:
         result = exc.result
         result["evidence"] = record(p["unit"], "deploy", False, ctr.evidence_observed(result), str(exc))
-        module.fail_json(msg=f"unit {p['unit']}: new container failed ({exc}); the previous container was put back",
+        module.fail_json(msg=f"unit {p['unit']}: new container failed ({exc}); the last good container serves",
                          **result)
     except ctr.HealthError as exc:
         module.fail_json(msg=f"unit {p['unit']}: {exc}", failure=exc.detail, rolled_back=False,
                          evidence=record(p["unit"], "deploy", False, ctr.failure_observed(exc.detail), str(exc)))
     except (ctr.SpecError, DockerException) as exc:
         module.fail_json(msg=f"unit {p['unit']}: {exc}", rolled_back=False)
-    result["evidence"] = record(p["unit"], "deploy", True, ctr.evidence_observed(result), result["reason"])
+    if result.get("degraded"):
+        message = f"degraded (non-critical): {result['failure']['message']}"
+        result["evidence"] = record(p["unit"], "deploy", False, ctr.evidence_observed(result), message)
+        module.warn(f"unit {p['unit']}: {message}")
+    else:
+        result["evidence"] = record(p["unit"], "deploy", True, ctr.evidence_observed(result), result["reason"])
     diff = result.pop("diff")
     if module._diff:
         result["diff"] = diff

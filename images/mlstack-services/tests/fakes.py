@@ -201,13 +201,17 @@ class FakeLLM:
 
 
 class FakeReasoning:
-    """A stand-in for the reasoning unit's POST /v1/reason."""
+    """A stand-in for the reasoning unit's POST /v1/reason and GET /health."""
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.authorization: list[str | None] = []
         self.app = FastAPI()
         self.app.post("/v1/reason")(self.reason)
+        self.app.get("/health")(self.health)
+
+    async def health(self) -> dict[str, str]:
+        return {"status": "ok", "unit": "reasoning"}
 
     async def reason(self, request: Request) -> dict[str, Any]:
         body = await request.json()

@@ -249,3 +249,22 @@ def test_history_sent_to_the_llm_fits_the_character_budget(chat_app: Callable[..
     assert sum(len(m["content"]) for m in history) <= 150
     assert history and history[0]["role"] == "user"
     assert sent[-1] == {"role": "user", "content": "message number 3"}
+
+
+def test_a_degraded_optional_unit_is_reported_in_ready_but_does_not_make_chat_unready(
+        chat_app: Callable[..., TestClient], fake_llm: tuple[FakeLLM, str]) -> None:
+    with chat_app(LLM_URL=fake_llm[1], REASONING_URL=f"http://127.0.0.1:{free_port()}") as client:
+        ready = client.get("/ready")
+        assert ready.status_code == 200, ready.text
+        body = ready.json()
+        assert body["degraded"] == ["reasoning"]
+        assert body["checks"]["reasoning"]["optional"] is True
+        assert body["checks"]["reasoning"]["reason"].startswith("unavailable:")
+
+
+def test_a_live_optional_unit_is_not_degraded(chat_app: Callable[..., TestClient],
+                                              fake_llm: tuple[FakeLLM, str]) -> None:
+    with serve(FakeReasoning().app) as reasoning_url, chat_app(LLM_URL=fake_llm[1],
+                                                                REASONING_URL=reasoning_url) as client:
+        body = client.get("/ready").json()
+        assert body["degraded"] == [] and body["checks"]["reasoning"]["ok"] is True, body

@@ -247,3 +247,24 @@ def test_chat_end_to_end_on_real_stores(real_postgres: dict[str, str], real_redi
                     "messages": [{"role": "user", "content": text}], "conversation_id": "e2e"}).json()
                 assert answer["mlstack"]["history"] == "saved" and answer["mlstack"]["transcript"] == "saved"
     assert answer["choices"][0]["message"]["content"].endswith("after 2 prior turns")
+
+
+@needs_redis
+def test_client_survives_redis_dropping_its_connections(real_redis: dict[str, str], tmp_path: Path,
+                                                         settings_for: Callable[..., Settings]) -> None:
+    """After a Redis restart (redeploy, rollback) pooled connections are stale: the next command retries."""
+    settings = settings_for("voice-interaction", REDIS_HOST="127.0.0.1", REDIS_PORT=real_redis["port"],
+                            REDIS_USER="voice_interaction",
+                            REDIS_PASSWORD_FILE=_secret(tmp_path, "redis_password", real_redis["voice_interaction"]))
+    admin = redis_sync.Redis(port=int(real_redis["port"]), username="admin", password=real_redis["admin"])
+
+    async def scenario() -> None:
+        client = connect(settings)
+        try:
+            assert await client.ping()
+            assert admin.client_kill_filter(user="voice_interaction", _type="normal") >= 1
+            assert await client.set("voice-interaction:after-drop", "1", ex=60)
+        finally:
+            await client.aclose()
+
+    asyncio.run(scenario())

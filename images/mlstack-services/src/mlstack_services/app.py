@@ -88,9 +88,13 @@ def create_app(settings: Settings, builder: UnitBuilder | None = None) -> FastAP
         async def jwt_check() -> tuple[bool, str]:
             return verifier.check()
 
-        checks = await run_checks({"jwt": jwt_check, **unit.checks})
-        ok = all(c["ok"] for c in checks.values())
-        return JSONResponse({"ready": ok, "unit": settings.unit, "checks": checks}, status_code=200 if ok else 503)
+        checks = await run_checks({"jwt": jwt_check, **unit.checks, **unit.optional_checks})
+        ok = all(c["ok"] for name, c in checks.items() if name not in unit.optional_checks)
+        for name in unit.optional_checks:
+            checks[name]["optional"] = True
+        degraded = sorted(name for name in unit.optional_checks if not checks[name]["ok"])
+        return JSONResponse({"ready": ok, "unit": settings.unit, "checks": checks, "degraded": degraded},
+                            status_code=200 if ok else 503)
 
     @app.get("/metrics", tags=["common"])
     async def metrics() -> PlainTextResponse:

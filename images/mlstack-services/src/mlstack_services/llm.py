@@ -114,6 +114,18 @@ class ReasoningClient:
         self.http = httpx.AsyncClient(base_url=base_url or "http://reasoning.invalid", transport=transport,
                                       timeout=httpx.Timeout(timeout_s, connect=2.0))
 
+    async def check(self) -> tuple[bool, str]:
+        """For /ready, as an optional dependency: is the reasoning unit there and live?"""
+        if not self.base_url:
+            return False, "REASONING_URL is not set"
+        try:
+            response = await self.http.get("/health")
+        except httpx.HTTPError as exc:
+            return False, f"unavailable: {_describe(exc)[1]}"
+        if response.status_code != 200:
+            return False, f"unavailable: reasoning unit answered {response.status_code} on /health"
+        return True, "reasoning unit live"
+
     async def reason(self, question: str, authorization: str | None) -> tuple[dict[str, Any] | None, str]:
         if not self.base_url:
             return None, "unavailable: REASONING_URL is not set"

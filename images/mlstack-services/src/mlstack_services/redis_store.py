@@ -8,10 +8,10 @@ import uuid
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
-from redis.backoff import NoBackoff
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.credentials import CredentialProvider
 from redis.exceptions import AuthenticationError, NoPermissionError
-from redis.retry import Retry
 
 from .settings import Settings, read_secret
 
@@ -52,7 +52,10 @@ def connect(settings: Settings) -> aioredis.Redis:
         host=settings.redis_host or "redis", port=settings.redis_port,
         credential_provider=FileCredentials(settings.redis_user, settings.redis_password_file),
         decode_responses=True, socket_connect_timeout=2, socket_timeout=5,
-        retry=Retry(NoBackoff(), 1), health_check_interval=30,
+        # After Redis restarts (a redeploy or a rollback) every pooled connection is stale: the
+        # first command on each must reconnect and retry, not fail the caller's request. The
+        # asyncio client needs the asyncio Retry: the synchronous one never retries here.
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3), health_check_interval=30,
     )
 
 

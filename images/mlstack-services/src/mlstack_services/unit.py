@@ -18,6 +18,9 @@ class Unit:
     name: str
     router: APIRouter
     checks: dict[str, Check] = field(default_factory=dict)
+    # Units this one uses when they are there (the catalog's mlstack_optional): reported in
+    # /ready, never a reason to be unready, so a degraded helper never takes this unit down.
+    optional_checks: dict[str, Check] = field(default_factory=dict)
     body_limits: dict[str, int] = field(default_factory=dict)
     on_startup: list[Hook] = field(default_factory=list)
     on_shutdown: list[Hook] = field(default_factory=list)

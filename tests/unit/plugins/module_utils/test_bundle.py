@@ -277,7 +277,7 @@ def test_report_puts_the_verdict_first_and_says_what_failed():
     s = sample_summary()
     report = b.render_report(s)
     first = report.splitlines()[0]
-    assert first.startswith("# Evidence: FAIL: 2 of ")
+    assert first.startswith("# Evidence: FAIL: deploy of chat failed; 2 of ")
     assert "tasks failed on 1 unit" in first
     assert "**postgresql** · check `wrong_password_refused` failed: password authentication accepted" in report
     assert "**chat** · task 'Run the container' failed: container exited with code 1" in report
@@ -434,3 +434,11 @@ def test_failed_task_on_a_critical_unit_fails_the_mission():
     criteria = b.mission_criteria(MISSION, {"value": 2.0})
     assert b.mission_verdict(criteria, MISSION, ["chat"], True) == "fail"
     assert b.mission_verdict(criteria, MISSION, ["memory"], True) == "degraded"
+
+
+def test_headline_says_a_failed_deploy_was_rolled_back_and_ignores_degraded_units():
+    checks = [rec("voice-interaction", "deploy", ok=False, rolled_back=True),
+              rec("reasoning", "deploy", ok=False, rolled_back=True, degraded=True)]
+    summary = {"verdict": "fail", "criteria": [], "checks": checks, "units": []}
+    assert b._headline(summary) == ("FAIL: deploy of voice-interaction failed and was rolled back "
+                                    "(the last good container serves); 2 of 2 checks failed")

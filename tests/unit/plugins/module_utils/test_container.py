@@ -19,6 +19,8 @@ class FakeEngine:
         self.calls: list[tuple[str, str]] = []
         # name -> health states returned on successive inspects once running
         self.health_script: dict[str, list[str]] = {}
+        self.created: list[dict[str, Any]] = []
+        self.volumes: set[str] = set()
 
     def inspect(self, name: str) -> dict[str, Any] | None:
         c = self.containers.get(name)
@@ -36,7 +38,11 @@ class FakeEngine:
     def create(self, kwargs: dict[str, Any], extra_networks: list[dict[str, Any]]) -> None:
         self.calls.append(("create", kwargs["name"]))
         assert kwargs["name"] not in self.containers, "create over an existing container"
+        self.created.append(kwargs)
         self.containers[kwargs["name"]] = {
+            "Name": "/" + kwargs["name"], "Image": self.images.get(kwargs["image"]), "Created": "t0",
+            "Mounts": [{"Type": "volume", "Name": v.split(":")[0]} for v in kwargs.get("volumes") or []
+                       if not v.startswith("/")],
             "Config": {"Image": kwargs["image"], "Labels": kwargs["labels"]},
             "State": {"Running": False, "Health": {"Status": "healthy", "Log": []}},
             "NetworkSettings": {"Networks": {kwargs.get("network", "bridge"): {"IPAddress": "172.18.0.9"}}},
@@ -58,7 +64,16 @@ class FakeEngine:
 
     def rename(self, name: str, new_name: str) -> None:
         self.calls.append(("rename", name))
+        assert new_name not in self.containers, "rename over an existing container"
         self.containers[new_name] = self.containers.pop(name)
+
+    def stop(self, name: str) -> None:
+        self.calls.append(("stop", name))
+        self.containers[name]["State"]["Running"] = False
+
+    def remove_volume(self, name: str) -> bool:
+        self.calls.append(("remove_volume", name))
+        return True
 
     def logs_tail(self, name: str, lines: int) -> str:
         return "log tail"
@@ -110,7 +125,11 @@ def test_changed_spec_recreates_once_and_names_the_field(change: dict[str, Any],
     assert result["action"] == "recreate"
     assert field in result["changed_fields"]
     assert field in result["reason"]
-    assert "mlstack-redis_previous" not in engine.containers  # the old one is gone after success
+    # The replaced container is kept, stopped, as the restorable previous state.
+    previous = engine.containers["mlstack-redis_previous"]
+    assert previous["State"]["Running"] is False and previous["Config"]["Labels"] != \
+        engine.containers["mlstack-redis"]["Config"]["Labels"]
+    assert result["last_good"]["slot"] == "current" and result["last_good"]["state"] == "healthy"
     assert deploy(engine, {**SPEC, **change})["action"] == "none"
 
 
@@ -251,3 +270,159 @@ def test_gpu_request_becomes_an_nvidia_device_request_in_declared_order() -> Non
 def test_published_port_becomes_an_address_port_tuple() -> None:
     spec = ctr.normalize_spec({**SPEC, "ports": {"8006/tcp": ["127.0.0.1", 8006]}})
     assert ctr.create_kwargs("n", spec, {})["ports"] == {"8006/tcp": ("127.0.0.1", 8006)}
+
+
+def test_start_first_candidate_that_fails_never_stops_the_serving_container() -> None:
+    engine = FakeEngine({"img:1": "sha256:aaa", "img:2": "sha256:bbb"})
+    deploy(engine, {**SPEC, "ports": {"6379/tcp": ["127.0.0.1", 6379]}})
+    engine.calls.clear()
+    engine.health_script["img:2"] = ["starting", "unhealthy"]
+    with pytest.raises(ctr.RolledBack) as err:
+        deploy(engine, {**SPEC, "image": "img:2", "ports": {"6379/tcp": ["127.0.0.1", 6379]}},
+               update_order="start-first")
+    result = err.value.result
+    assert result["rolled_back"] is True and result["not_serving_s"] == 0.0
+    assert result["failure"]["state"] == "unhealthy"
+    assert result["last_good"]["image_id"] == "sha256:aaa"
+    # The candidate took no host port and no alias, and the serving container was never stopped.
+    candidate = engine.created[-1]
+    assert candidate["name"] == "mlstack-redis_next"
+    assert "ports" not in candidate and "networking_config" not in candidate
+    assert ("stop_and_rename", "mlstack-redis") not in engine.calls
+    assert set(engine.containers) == {"mlstack-redis"}
+    assert engine.containers["mlstack-redis"]["Config"]["Image"] == "img:1"
+
+
+def test_start_first_healthy_candidate_is_switched_in_and_the_old_one_kept() -> None:
+    engine = FakeEngine({"img:1": "sha256:aaa", "img:2": "sha256:bbb"})
+    deploy(engine)
+    result = deploy(engine, {**SPEC, "image": "img:2"}, update_order="start-first")
+    assert result["action"] == "recreate" and result["candidate"]["state"] == "healthy"
+    assert [call[0] for call in engine.calls].count("create") == 3  # v1, candidate, final
+    assert engine.containers["mlstack-redis"]["Config"]["Image"] == "img:2"
+    assert engine.containers["mlstack-redis_previous"]["Config"]["Image"] == "img:1"
+    assert "mlstack-redis_next" not in engine.containers
+    assert result["not_serving_s"] >= 0
+
+
+def test_unknown_update_order_is_refused() -> None:
+    with pytest.raises(ctr.SpecError, match="update_order"):
+        deploy(FakeEngine(), update_order="blue-green")
+
+
+def test_non_critical_unit_without_last_good_state_is_stopped_and_degraded() -> None:
+    engine = FakeEngine({"img:1": "sha256:aaa", "bad:1": "sha256:bad"})
+    engine.health_script["bad:1"] = ["unhealthy"]
+    result = deploy(engine, {**SPEC, "image": "bad:1"}, critical=False)
+    assert result["degraded"] is True and result["action"] == "stop"
+    assert "no last good state" in result["failure"]["kept"]
+    assert engine.containers["mlstack-redis"]["State"]["Running"] is False  # kept for its logs
+
+
+def test_non_critical_unit_keeps_its_last_good_container() -> None:
+    engine = FakeEngine({"img:1": "sha256:aaa", "img:2": "sha256:bbb"})
+    deploy(engine)
+    engine.health_script["img:2"] = ["unhealthy"]
+    result = deploy(engine, {**SPEC, "image": "img:2"}, critical=False)
+    assert result["degraded"] is True and result["rolled_back"] is True
+    assert engine.containers["mlstack-redis"]["Config"]["Image"] == "img:1"
+    observed = ctr.evidence_observed(result)
+    assert observed["degraded"] is True and observed["last_good"]["image_id"] == "sha256:aaa"
+
+
+def test_critical_unit_failure_still_raises() -> None:
+    engine = FakeEngine({"img:1": "sha256:aaa", "bad:1": "sha256:bad"})
+    engine.health_script["bad:1"] = ["unhealthy"]
+    with pytest.raises(ctr.HealthError):
+        deploy(engine, {**SPEC, "image": "bad:1"}, critical=True)
+
+
+def test_non_critical_unit_whose_dependency_failed_is_not_started() -> None:
+    engine = FakeEngine({"img:1": "sha256:aaa", "bad:1": "sha256:bad"})
+    engine.create({"name": "mlstack-postgresql", "image": "bad:1", "labels": {}}, [])
+    engine.start("mlstack-postgresql")
+    engine.health_script["bad:1"] = ["unhealthy"]
+    result = ctr.run(engine, "mlstack-memory", SPEC, unit="memory", depends_on=["mlstack-postgresql"],
+                     timeout=0.3, critical=False)
+    assert result["degraded"] is True and result["action"] == "none"
+    assert "mlstack-memory" not in engine.containers
+    assert result["failure"]["dependency"] == "mlstack-postgresql"
+
+
+def test_restore_previous_swaps_and_a_second_restore_rolls_forward() -> None:
+    engine = FakeEngine({"img:1": "sha256:aaa", "img:2": "sha256:bbb"})
+    deploy(engine)
+    deploy(engine, {**SPEC, "image": "img:2"})
+    listed = ctr.states(engine, "mlstack-redis")
+    assert [(s["slot"], s["image"]) for s in listed] == [("current", "img:2"), ("previous", "img:1")]
+    result = ctr.restore_previous(engine, "mlstack-redis", unit="redis")
+    assert result["restored"]["image"] == "img:1" and result["health"]["state"] == "healthy"
+    assert engine.containers["mlstack-redis"]["Config"]["Image"] == "img:1"
+    assert engine.containers["mlstack-redis_previous"]["Config"]["Image"] == "img:2"
+    ctr.restore_previous(engine, "mlstack-redis", unit="redis")
+    assert engine.containers["mlstack-redis"]["Config"]["Image"] == "img:2"
+
+
+def test_restore_previous_that_fails_puts_the_replaced_container_back() -> None:
+    engine = FakeEngine({"img:1": "sha256:aaa", "img:2": "sha256:bbb"})
+    deploy(engine)
+    deploy(engine, {**SPEC, "image": "img:2"})
+    engine.health_script["img:1"] = ["unhealthy"]
+    with pytest.raises(ctr.RolledBack):
+        ctr.restore_previous(engine, "mlstack-redis", unit="redis")
+    assert engine.containers["mlstack-redis"]["Config"]["Image"] == "img:2"
+    assert engine.containers["mlstack-redis"]["State"]["Running"] is True
+    assert engine.containers["mlstack-redis_previous"]["Config"]["Image"] == "img:1"
+
+
+def test_restore_without_previous_state_names_the_unit() -> None:
+    engine = FakeEngine()
+    deploy(engine)
+    with pytest.raises(ctr.SpecError, match="unit redis has no previous state"):
+        ctr.restore_previous(engine, "mlstack-redis", unit="redis")
+
+
+def test_restore_in_check_mode_touches_nothing() -> None:
+    engine = FakeEngine({"img:1": "sha256:aaa", "img:2": "sha256:bbb"})
+    deploy(engine)
+    deploy(engine, {**SPEC, "image": "img:2"})
+    engine.calls.clear()
+    result = ctr.restore_previous(engine, "mlstack-redis", unit="redis", check_mode=True)
+    assert result["changed"] is True and engine.calls == []
+
+
+@pytest.mark.parametrize("purge", [False, True])
+def test_absent_removes_every_container_of_the_unit_and_volumes_only_with_purge(purge: bool) -> None:
+    engine = FakeEngine({"img:1": "sha256:aaa", "img:2": "sha256:bbb"})
+    deploy(engine, {**SPEC, "volumes": ["mlstack-redis-data:/data"]})
+    deploy(engine, {**SPEC, "image": "img:2", "volumes": ["mlstack-redis-data:/data"]})
+    result = ctr.run(engine, "mlstack-redis", {}, unit="redis", state="absent", purge=purge)
+    assert result["removed_containers"] == ["mlstack-redis", "mlstack-redis_previous"]
+    assert engine.containers == {}
+    assert result["removed_volumes"] == (["mlstack-redis-data"] if purge else [])
+    assert result["kept_volumes"] == ([] if purge else ["mlstack-redis-data"])
+    assert (("remove_volume", "mlstack-redis-data") in engine.calls) is purge
+
+
+def test_failed_upgrade_keeps_the_previous_state_of_an_earlier_upgrade() -> None:
+    engine = FakeEngine({"img:1": "sha256:aaa", "img:2": "sha256:bbb", "img:3": "sha256:ccc"})
+    deploy(engine)
+    deploy(engine, {**SPEC, "image": "img:2"})
+    engine.health_script["img:3"] = ["unhealthy"]
+    with pytest.raises(ctr.RolledBack):
+        deploy(engine, {**SPEC, "image": "img:3"})
+    assert engine.containers["mlstack-redis"]["Config"]["Image"] == "img:2"
+    assert engine.containers["mlstack-redis_previous"]["Config"]["Image"] == "img:1"
+    assert set(engine.containers) == {"mlstack-redis", "mlstack-redis_previous"}
+
+
+def test_an_unhealthy_serving_container_is_not_called_last_good() -> None:
+    engine = FakeEngine({"img:1": "sha256:aaa", "img:2": "sha256:bbb"})
+    engine.health_script["img:1"] = ["unhealthy"]
+    engine.health_script["img:2"] = ["unhealthy"]
+    with pytest.raises(ctr.HealthError):
+        deploy(engine)
+    with pytest.raises(ctr.RolledBack) as err:
+        deploy(engine, {**SPEC, "image": "img:2"}, update_order="start-first")
+    assert err.value.result["last_good"] is None
+    assert "not healthy either" in err.value.result["failure"]["kept"]

@@ -39,6 +39,12 @@ def test_a_good_catalog_passes() -> None:
         ({}, "the inventory has no units"),
         ({**GOOD, "x": unit(mlstack_gpu="required")}, "unit x: mlstack_gpu=required needs mlstack_gpu_memory_mb"),
         ({**GOOD, "x": unit(mlstack_gpu="yes")}, "unit x: mlstack_gpu='yes': set one of"),
+        ({**GOOD, "chat": unit(deps=["redis", "reasoning"], mlstack_critical=True),
+          "reasoning": unit(port=8005, mlstack_critical=False)},
+         "unit chat: is critical but mlstack_depends_on names non-critical unit 'reasoning': move 'reasoning' to "
+         "mlstack_optional"),
+        ({**GOOD, "x": unit(mlstack_update_order="blue-green")},
+         "unit x: mlstack_update_order='blue-green': set one of ['start-first', 'stop-first']"),
     ],
 )
 def test_bad_catalog_is_refused_with_a_precise_message(units: dict[str, Any], expected: str) -> None:
@@ -67,3 +73,9 @@ def test_unknown_unit_role_names_the_roles_that_exist() -> None:
     errors = validate({**GOOD, "extra": unit(mlstack_unit_role="qdrantt")}, {"localhost"}, {"redis", "ml_service"})
     assert errors == ["unit extra: mlstack_unit_role='qdrantt' is not a role of this collection: use one of "
                       "['ml_service', 'redis'], or remove it to keep the unit in the catalog undeployed"]
+
+
+def test_non_critical_units_may_depend_on_each_other_and_on_critical_ones() -> None:
+    units = {**GOOD, "memory": unit(port=8001, deps=["redis"], mlstack_critical=False),
+             "coordination": unit(port=8000, deps=["memory"], mlstack_critical=False)}
+    assert validate(units, {"localhost"}) == []

@@ -250,5 +250,6 @@ def build(settings: Settings, registry: Registry, redis: RedisLike | None = None
     return Unit(
         name="chat", router=router,
         checks={"redis": redis_check, "postgresql": store.check, "llm": llm.check},
+        optional_checks={"reasoning": reasoner.check} if settings.reasoning_url else {},
         on_startup=[prepare], on_shutdown=[close],
     )
