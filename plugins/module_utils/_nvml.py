@@ -15,6 +15,7 @@ None; they never fail the whole read.
 from __future__ import annotations
 
 import datetime
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -178,3 +179,31 @@ def evidence_observed(facts: dict[str, Any]) -> dict[str, Any]:
                                            "temperature_c", "power_w")}
                     for d in facts.get("devices", [])],
     }
+
+
+def sample(nvml: Any | None, seconds: float, interval: float = 1.0, clock: Callable[[], float] = time.monotonic,
+           sleep: Callable[[float], None] = time.sleep) -> list[dict[str, Any]]:
+    """Each GPU's load over a window: utilisation mean and max, memory used max, per device.
+
+    Reads NVML every ``interval`` seconds for ``seconds``. A host without a GPU returns []
+    at once: there is nothing to wait for.
+    """
+    reads: list[dict[str, Any]] = []
+    deadline = clock() + max(0.0, seconds)
+    while True:
+        facts = collect(nvml)
+        if not facts["gpu_count"]:
+            break
+        reads.append(facts)
+        if clock() + interval > deadline:
+            break
+        sleep(interval)
+    out = []
+    for index in sorted({d["index"] for f in reads for d in f["devices"]}):
+        rows = [d for f in reads for d in f["devices"] if d["index"] == index]
+        utils = [d["utilization_gpu_pct"] for d in rows if d["utilization_gpu_pct"] is not None]
+        out.append({"index": index, "uuid": rows[0]["uuid"], "samples": len(rows),
+                    "utilization_gpu_pct_mean": round(sum(utils) / len(utils), 1) if utils else None,
+                    "utilization_gpu_pct_max": max(utils) if utils else None,
+                    "memory_used_mb_max": max(d["memory_used_mb"] for d in rows)})
+    return out

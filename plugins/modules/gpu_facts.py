@@ -48,6 +48,17 @@ options:
         a read before the deployment can use another name (C(gpu_facts)) so that it is not counted twice.
     type: str
     default: gpu_state
+  sample_seconds:
+    description:
+      - After the read, keep reading NVML every O(sample_interval) seconds for this long and return each GPU's
+        load over the window in RV(load) (and in the evidence record). Run the task with C(async) and C(poll=0)
+        to measure while other tasks put load on the GPUs. Without a GPU it returns at once. V(0) takes no samples.
+    type: float
+    default: 0
+  sample_interval:
+    description: Seconds between two reads while sampling.
+    type: float
+    default: 1.0
   require_gpu:
     description:
       - Fail when no GPU is seen. Used after the driver install (role C(gpu_host)) to prove that the
@@ -162,6 +173,13 @@ devices:
       description: Compute processes on the device, each C(pid) and C(used_memory_mb).
       type: list
       elements: dict
+load:
+  description:
+    - Per device over the O(sample_seconds) window - C(index), C(uuid), C(samples), C(utilization_gpu_pct_mean),
+      C(utilization_gpu_pct_max), C(memory_used_mb_max). Empty without sampling or without a GPU.
+  returned: always
+  type: list
+  elements: dict
 collected_at:
   description: UTC time of the read.
   returned: always
@@ -189,6 +207,7 @@ from ansible_collections.aiops.mlstack.plugins.module_utils._nvml import (
     empty,
     evidence_observed,
     load_pynvml,
+    sample,
     summary,
 )
 
@@ -200,16 +219,26 @@ def main() -> None:
             "check": {"type": "str", "default": "gpu_state"},
             "require_gpu": {"type": "bool", "default": False},
             "evidence_fake": {"type": "str", "default": ""},
+            "sample_seconds": {"type": "float", "default": 0.0},
+            "sample_interval": {"type": "float", "default": 1.0},
         },
         supports_check_mode=True,
     )
     nvml, missing = load_pynvml()
     facts = collect(nvml) if nvml is not None else empty(missing)
+    load = sample(nvml, module.params["sample_seconds"], module.params["sample_interval"]) \
+        if nvml is not None and module.params["sample_seconds"] > 0 and facts["gpu_count"] else []
     message = summary(facts)
+    if load:
+        message += f"; load over {module.params['sample_seconds']:g} s: " + ", ".join(
+            f"GPU {d['index']} {d['utilization_gpu_pct_mean']}% mean / {d['utilization_gpu_pct_max']}% max, "
+            f"{d['memory_used_mb_max']} MiB max" for d in load)
     ok = bool(facts["gpu_count"]) or not module.params["require_gpu"]
-    evidence = [record(module.params["unit"], module.params["check"], ok, evidence_observed(facts), message,
+    observed = dict(evidence_observed(facts), load=load)
+    evidence = [record(module.params["unit"], module.params["check"], ok, observed, message,
                        fake=module.params["evidence_fake"] or None)]
-    result = dict(facts, changed=False, evidence=evidence, msg=message, ansible_facts={"mlstack_gpu": facts})
+    result = dict(facts, load=load, changed=False, evidence=evidence, msg=message,
+                  ansible_facts={"mlstack_gpu": facts})
     if not ok:
         module.fail_json(**result)
     module.exit_json(**result)

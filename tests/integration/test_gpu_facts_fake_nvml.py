@@ -104,3 +104,17 @@ def test_this_machine_without_the_fake_has_no_gpu_and_says_so() -> None:
     assert "libnvidia-ml.so.1 (NVML) was not found" in result["reason"]
     assert result["msg"].startswith("no GPU here: ")
     assert "fake" not in result["evidence"][0]
+
+
+def test_sampling_the_fake_gpus_load_over_a_window(fake_nvml_dir: Path) -> None:
+    rc, result = run_module(f"unit=gpu-box check=gpu_load sample_seconds=1.5 sample_interval=0.5 "
+                            f"evidence_fake='{FAKE}'", fake_nvml_dir)
+    assert rc == 0, result
+    # 1.5 s at 0.5 s: 3 or 4 reads, depending on how long each read takes on a busy machine.
+    samples = [d["samples"] for d in result["load"]]
+    assert len(set(samples)) == 1 and 3 <= samples[0] <= 4, samples
+    assert [d["utilization_gpu_pct_max"] for d in result["load"]] == [0, 5, 10]
+    assert [d["memory_used_mb_max"] for d in result["load"]] == [100, 1100, 2100]
+    (rec,) = result["evidence"]
+    assert rec["check"] == "gpu_load" and rec["observed"]["load"] == result["load"] and rec["fake"] == FAKE
+    assert "load over 1.5 s: GPU 0 0.0% mean / 0% max, 100 MiB max" in rec["message"]

@@ -192,3 +192,28 @@ def test_evidence_observed_drops_the_process_list() -> None:
     assert observed["gpu_count"] == 3
     assert "processes" not in observed["devices"][1]
     assert observed["devices"][2]["utilization_gpu_pct"] == 20
+
+
+def test_sampling_summarises_each_gpu_over_the_window() -> None:
+    nvml = MockNvml([dict(d) for d in TITAN_X])
+    now = [0.0]
+    loads = iter([(90, 5000), (30, 7000), (60, 6000)])
+
+    def fake_sleep(seconds: float) -> None:
+        now[0] += seconds
+        util, used = next(loads)
+        nvml.devices[0].update(util=util, used=used)
+
+    nvml.devices[0].update(util=0, used=100)
+    out = _nvml.sample(nvml, seconds=3.0, interval=1.0, clock=lambda: now[0], sleep=fake_sleep)
+    first = out[0]
+    assert first["samples"] == 4 and first["uuid"] == TITAN_X[0]["uuid"]
+    assert first["utilization_gpu_pct_max"] == 90 and first["utilization_gpu_pct_mean"] == 45.0
+    assert first["memory_used_mb_max"] == 7000
+    assert [d["index"] for d in out] == [0, 1, 2]
+
+
+def test_sampling_without_a_gpu_returns_at_once() -> None:
+    slept: list[float] = []
+    assert _nvml.sample(MockNvml(TITAN_X, init_error="LibraryNotFound"), 60.0, sleep=slept.append) == []
+    assert slept == []
