@@ -9,12 +9,21 @@ from typing import Any
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.aiops.mlstack.plugins.module_utils._secrets import SecretError, ensure, ensure_keypair
+from ansible_collections.aiops.mlstack.plugins.module_utils._secrets import (
+    SecretError,
+    drop_previous,
+    ensure,
+    ensure_keypair,
+    previous,
+    rotate,
+)
+
+ROTATIONS = ("none", "begin", "end")
 
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("dir", "unit", "names", "length", "keypairs"))
+    _VALID_ARGS = frozenset(("dir", "unit", "names", "length", "keypairs", "rotation", "rotation_names"))
     _requires_connection = False
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -34,14 +43,26 @@ class ActionModule(ActionBase):
                 public_keys[str(name)], new = ensure_keypair(base, str(args["unit"]), str(name), self._task.check_mode)
                 if new:
                     created.append(f"{name}.pem")
-            for name in args.get("names") or []:
-                value, new = ensure(base, str(args["unit"]), str(name), int(args.get("length", 40)),
-                                    self._task.check_mode)
-                values[str(name)] = value
+            rotation = str(args.get("rotation", "none"))
+            if rotation not in ROTATIONS:
+                raise SecretError(f"rotation={rotation!r}: use one of {ROTATIONS}")
+            unit, length, check = str(args["unit"]), int(args.get("length", 40)), self._task.check_mode
+            # Only the named secrets rotate (services' passwords); an admin password stays put.
+            rotating = {str(n) for n in args.get("rotation_names") or []}
+            for name in [str(n) for n in args.get("names") or []]:
+                if rotation == "begin" and name in rotating and previous(base, unit, name) is None:
+                    values[name] = rotate(base, unit, name, length, check)
+                    created.append(f"{name} (rotated)")
+                    continue
+                values[name], new = ensure(base, unit, name, length, check)
                 if new:
-                    created.append(str(name))
+                    created.append(name)
+                if rotation == "end" and drop_previous(base, unit, name, check):
+                    created.append(f"{name} (former value dropped)")
+            former = {name: value for name in values if (value := previous(base, unit, name)) is not None}
         except (SecretError, OSError) as exc:
             return {**result, "failed": True, "msg": f"aiops.mlstack.secret: {exc}"}
         # The values go back to the play only; the task must carry no_log (the role does).
         return {**result, "changed": bool(created), "created": created, "secrets": values, "public_keys": public_keys,
+                "previous": former,
                 "dir": str(base / str(args["unit"]))}

@@ -16,8 +16,12 @@ from ansible_collections.aiops.mlstack.plugins.module_utils._gpu_placement impor
 
 # The fields of a unit's catalog entry (its host vars) that the collection reads.
 CATALOG_FIELDS = ("mlstack_unit_kind", "mlstack_unit_role", "mlstack_port", "mlstack_host_port", "mlstack_docker_host",
-                  "mlstack_depends_on", "mlstack_optional", "mlstack_critical", "mlstack_update_order", "mlstack_gpu",
-                  "mlstack_gpu_memory_mb", "mlstack_gpu_device")
+                  "mlstack_depends_on", "mlstack_optional", "mlstack_critical", "mlstack_update_order",
+                  "mlstack_security_exceptions", "mlstack_privileged", "mlstack_gpu", "mlstack_gpu_memory_mb",
+                  "mlstack_gpu_device")
+# What a unit may declare it does without (a reason is required); all else is enforced and checked.
+SECURITY_RULES = ("jwt", "non_root", "cap_drop_all", "read_only_root", "not_privileged", "no_new_privileges",
+                  "pids_limit", "memory_limit", "cpu_limit", "no_docker_socket", "healthcheck")
 UPDATE_ORDERS = ("start-first", "stop-first")
 UNIT_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
 KINDS = ("database", "service")
@@ -72,10 +76,32 @@ def _check_unit(name: str, entry: dict[str, Any], units: dict[str, Any], docker_
             errors.append(f"unit {name}: is critical but mlstack_depends_on names non-critical unit {dep!r}: "
                           f"move {dep!r} to mlstack_optional (wired, never awaited) or set mlstack_critical: true "
                           f"on {dep!r}")
+    _check_security(name, entry, errors)
     order = entry.get("mlstack_update_order")
     if order is not None and order not in UPDATE_ORDERS:
         errors.append(f"unit {name}: mlstack_update_order={order!r}: set one of {list(UPDATE_ORDERS)} "
                       "(stop-first for a unit whose data volume one process must own)")
+
+
+def _check_security(name: str, entry: dict[str, Any], errors: list[str]) -> None:
+    if str(entry.get("mlstack_privileged")).lower() in ("true", "yes", "1"):
+        errors.append(f"unit {name}: mlstack_privileged=true is refused: a privileged container can take the host; "
+                      "remove it and give the unit only what it needs (a device, a capability, a volume)")
+    exceptions = entry.get("mlstack_security_exceptions") or {}
+    if not isinstance(exceptions, dict):
+        errors.append(f"unit {name}: mlstack_security_exceptions must map a rule to the reason it is waived, "
+                      f"e.g. {{jwt: 'internal only'}}; rules: {list(SECURITY_RULES)}")
+        return
+    for rule, reason in sorted(exceptions.items()):
+        if rule not in SECURITY_RULES:
+            errors.append(f"unit {name}: mlstack_security_exceptions names unknown rule {rule!r}: "
+                          f"use one of {list(SECURITY_RULES)}")
+        elif not str(reason or "").strip():
+            errors.append(f"unit {name}: mlstack_security_exceptions.{rule} has no reason: say why the unit "
+                          "needs it (the reason goes into the evidence)")
+    if "jwt" in exceptions and entry.get("mlstack_host_port") is not None:
+        errors.append(f"unit {name}: waives jwt but publishes mlstack_host_port={entry.get('mlstack_host_port')}: "
+                      "a unit without authentication must stay on the internal network - remove one of them")
 
 
 def _critical(entry: dict[str, Any]) -> bool:

@@ -106,3 +106,50 @@ def ensure_keypair(base: Path, unit: str, name: str, check_mode: bool = False) -
         public_path.write_text(public)
         public_path.chmod(0o644)
     return public, created
+
+
+def previous_path(path: Path) -> Path:
+    """Where a rotated secret's former value waits until every client has the new one."""
+    return path.with_name(path.name + ".previous")
+
+
+def rotate(base: Path, unit: str, name: str, length: int = 40, check_mode: bool = False) -> str:
+    """Replace a secret with a new value, keeping the former one as ``<name>.previous``.
+
+    The former value stays accepted (Redis takes two passwords per user) until
+    :func:`drop_previous`; a rotation that was not finished is not started again.
+    """
+    path = secret_path(base, unit, name)
+    current, _created = ensure(base, unit, name, length, check_mode)
+    before = previous_path(path)
+    if before.exists() or check_mode:
+        return current
+    fd = os.open(before, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(current + "\n")
+    value = generate(length)
+    tmp = path.with_name(path.name + ".new")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(value + "\n")
+    os.replace(tmp, path)
+    return value
+
+
+def previous(base: Path, unit: str, name: str) -> str | None:
+    """The former value of a secret in rotation, or None."""
+    before = previous_path(secret_path(base, unit, name))
+    if not before.exists():
+        return None
+    check_permissions(before)
+    return before.read_text(encoding="utf-8").strip()
+
+
+def drop_previous(base: Path, unit: str, name: str, check_mode: bool = False) -> bool:
+    """End a rotation: the former value is no longer accepted anywhere. Returns whether one was dropped."""
+    before = previous_path(secret_path(base, unit, name))
+    if not before.exists():
+        return False
+    if not check_mode:
+        before.unlink()
+    return True

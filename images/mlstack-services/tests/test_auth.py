@@ -137,3 +137,37 @@ def test_missing_public_key_is_503_and_not_ready(settings_for: Callable[..., Set
 def test_health_and_metrics_need_no_token(voice_client: TestClient) -> None:
     assert voice_client.get("/health").status_code == 200
     assert voice_client.get("/metrics").status_code == 200
+
+
+def _pem(key: Ed25519PrivateKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def test_rotation_bundle_accepts_each_key_by_kid_and_refuses_unknown_kids(tmp_path: Path) -> None:
+    from mlstack_services.auth import JwtVerifier, ServiceError, kid_of
+
+    old, new, stranger = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    key_file = tmp_path / "jwt_public.pem"
+    key_file.write_bytes(_pem(old))
+    verifier = JwtVerifier(str(key_file), "mlstack", "chat")
+    claims = {"iss": "mlstack", "aud": "chat", "sub": "t", "exp": 4_000_000_000, "scope": "chat:complete"}
+
+    def token(key: Ed25519PrivateKey, kid: str | None) -> str:
+        return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid} if kid else None)
+
+    old_kid, new_kid = kid_of(old.public_key()), kid_of(new.public_key())
+    assert verifier.verify("Bearer " + token(old, old_kid)).subject == "t"
+    with pytest.raises(ServiceError, match="unknown key"):
+        verifier.verify("Bearer " + token(new, new_kid))
+    # The staged key is published beside the old one: both verify, without a restart.
+    key_file.write_bytes(_pem(old) + _pem(new))
+    assert verifier.check() == (True, "2 Ed25519 public key(s) loaded")
+    for key, kid in ((old, old_kid), (new, new_kid), (new, None)):
+        assert "chat:complete" in verifier.verify("Bearer " + token(key, kid)).scopes
+    # A forger who copies a published kid still fails on the signature.
+    with pytest.raises(ServiceError, match="signature is not valid"):
+        verifier.verify("Bearer " + token(stranger, new_kid))
+    with pytest.raises(ServiceError, match="signature is not valid"):
+        verifier.verify("Bearer " + token(stranger, None))

@@ -43,6 +43,13 @@ def test_a_good_catalog_passes() -> None:
           "reasoning": unit(port=8005, mlstack_critical=False)},
          "unit chat: is critical but mlstack_depends_on names non-critical unit 'reasoning': move 'reasoning' to "
          "mlstack_optional"),
+        ({**GOOD, "x": unit(mlstack_privileged=True)}, "unit x: mlstack_privileged=true is refused"),
+        ({**GOOD, "x": unit(mlstack_security_exceptions={"root": "legacy"})},
+         "unit x: mlstack_security_exceptions names unknown rule 'root'"),
+        ({**GOOD, "x": unit(mlstack_security_exceptions={"jwt": ""})},
+         "unit x: mlstack_security_exceptions.jwt has no reason"),
+        ({**GOOD, "x": unit(mlstack_security_exceptions={"jwt": "internal"}, mlstack_host_port=9000)},
+         "unit x: waives jwt but publishes mlstack_host_port=9000"),
         ({**GOOD, "x": unit(mlstack_update_order="blue-green")},
          "unit x: mlstack_update_order='blue-green': set one of ['start-first', 'stop-first']"),
     ],

@@ -78,3 +78,25 @@ def test_keypair_with_loose_permissions_is_refused(tmp_path: Path) -> None:
     (tmp_path / "jwt" / "signing.pem").chmod(0o640)
     with pytest.raises(SecretError, match="chmod 600"):
         ensure_keypair(tmp_path, "jwt", "signing")
+
+
+def test_rotation_keeps_the_former_value_until_it_ends(tmp_path: Path) -> None:
+    from ansible_collections.aiops.mlstack.plugins.module_utils._secrets import drop_previous, previous, rotate
+
+    first, _created = ensure(tmp_path, "redis", "chat")
+    new = rotate(tmp_path, "redis", "chat")
+    assert new != first and previous(tmp_path, "redis", "chat") == first
+    assert ensure(tmp_path, "redis", "chat")[0] == new
+    # A rotation that did not end is not begun again: the former value stays the one clients had.
+    assert rotate(tmp_path, "redis", "chat") == new and previous(tmp_path, "redis", "chat") == first
+    assert oct((tmp_path / "redis" / "chat.previous").stat().st_mode & 0o777) == "0o600"
+    assert drop_previous(tmp_path, "redis", "chat") is True
+    assert previous(tmp_path, "redis", "chat") is None and drop_previous(tmp_path, "redis", "chat") is False
+
+
+def test_rotation_in_check_mode_writes_nothing(tmp_path: Path) -> None:
+    from ansible_collections.aiops.mlstack.plugins.module_utils._secrets import previous, rotate
+
+    first, _created = ensure(tmp_path, "redis", "chat")
+    assert rotate(tmp_path, "redis", "chat", check_mode=True) == first
+    assert previous(tmp_path, "redis", "chat") is None

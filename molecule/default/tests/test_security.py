@@ -1,0 +1,154 @@
+"""Security against the running stack: JWT key rotation with requests in flight.
+
+The rotation (playbooks/rotate_jwt.yml: stage, publish, promote, publish) runs while two
+request loops keep calling the critical units: one mints a fresh token for every request
+with whatever key signs at that moment (as operators and services do), the other keeps
+using one token minted before the rotation (a client holding a token). Both must see no
+failure. Tokens are minted with the stack's key and never printed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import jwt
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+ROOT = Path(__file__).resolve().parents[3]
+SECRETS = Path(os.environ.get("MLSTACK_SECRETS_DIR", Path.home() / ".local/share/mlstack/secrets"))
+VOICE = "http://127.0.0.1:8006"
+CHAT = "http://127.0.0.1:8007"
+
+
+def current_key() -> tuple[Any, str]:
+    """The signing key as it is right now, and its kid (what aiops.mlstack.jwt_token would use)."""
+    private = serialization.load_pem_private_key((SECRETS / "jwt" / "signing.pem").read_bytes(), password=None)
+    der = private.public_key().public_bytes(serialization.Encoding.DER,
+                                            serialization.PublicFormat.SubjectPublicKeyInfo)
+    return private, hashlib.sha256(der).hexdigest()[:16]
+
+
+def token(audience: str, scopes: str, key: tuple[Any, str] | None = None, ttl: int = 600) -> str:
+    private, kid = key or current_key()
+    now = int(time.time())
+    claims = {"iss": "mlstack", "sub": "molecule-rotation", "aud": audience, "scope": scopes, "iat": now,
+              "exp": now + ttl, "jti": uuid.uuid4().hex}
+    return jwt.encode(claims, private, algorithm="EdDSA", headers={"kid": kid})
+
+
+class Loop:
+    """Calls voice (GET a session) and chat (a request its validation refuses after auth) until stopped."""
+
+    def __init__(self, session: str, fixed: dict[str, str] | None) -> None:
+        self.session, self.fixed = session, fixed
+        self.ok = 0
+        self.failures: list[str] = []
+        self.stop = threading.Event()
+
+    def headers(self, audience: str, scopes: str) -> dict[str, str]:
+        if self.fixed is not None:
+            return {"Authorization": f"Bearer {self.fixed[audience]}"}
+        return {"Authorization": f"Bearer {token(audience, scopes)}"}
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                voice = requests.get(f"{VOICE}/v1/sessions/{self.session}", timeout=5,
+                                     headers=self.headers("voice-interaction", "voice:session"))
+                # An empty message list passes authentication, then fails validation (422).
+                chat = requests.post(f"{CHAT}/v1/chat/completions", json={"messages": []}, timeout=5,
+                                     headers=self.headers("chat", "chat:complete"))
+                answers = [("voice", voice.status_code, 200), ("chat", chat.status_code, 422)]
+            except requests.RequestException as exc:
+                answers = [("request", type(exc).__name__, None)]
+            for unit, got, want in answers:
+                if got == want:
+                    self.ok += 1
+                else:
+                    self.failures.append(f"{unit}: {got}")
+            time.sleep(0.05)
+
+
+def test_jwt_rotation_cuts_off_no_client() -> None:
+    created = requests.post(f"{VOICE}/v1/sessions", json={}, timeout=10,
+                            headers={"Authorization": f"Bearer {token('voice-interaction', 'voice:session')}"})
+    assert created.status_code == 201, created.text
+    before = current_key()
+    held = {"voice-interaction": token("voice-interaction", "voice:session", before),
+            "chat": token("chat", "chat:complete", before)}
+    loops = [Loop(created.json()["id"], None), Loop(created.json()["id"], held)]
+    threads = [threading.Thread(target=loop.run, daemon=True) for loop in loops]
+    for thread in threads:
+        thread.start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "MOLECULE_"))}
+    rotation = subprocess.run(["ansible-playbook", "-i", "inventories/local", "playbooks/rotate_jwt.yml"],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    time.sleep(1.0)
+    for loop in loops:
+        loop.stop.set()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert rotation.returncode == 0, rotation.stdout[-3000:]
+    after = current_key()
+    assert after[1] != before[1], "the signing key did not change"
+    print(f"rotation: fresh-token loop {loops[0].ok} ok / {len(loops[0].failures)} failed; "
+          f"held-token loop {loops[1].ok} ok / {len(loops[1].failures)} failed")
+    assert loops[0].ok > 0 and loops[1].ok > 0
+    assert loops[0].failures == [], loops[0].failures[:5]
+    assert loops[1].failures == [], loops[1].failures[:5]
+    # A token signed by a key the services never got is refused, rotation or not.
+    forged = token("voice-interaction", "voice:session", (Ed25519PrivateKey.generate(), after[1]))
+    refused = requests.get(f"{VOICE}/v1/sessions/{created.json()['id']}", timeout=5,
+                           headers={"Authorization": f"Bearer {forged}"})
+    assert refused.status_code == 401
+
+
+def test_password_rotation_cuts_off_no_request() -> None:
+    """Redis (voice sessions) and PostgreSQL (chat's readiness connects as its role) during rotate_passwords.yml."""
+    headers = {"Authorization": f"Bearer {token('voice-interaction', 'voice:session')}"}
+    created = requests.post(f"{VOICE}/v1/sessions", json={}, timeout=10, headers=headers)
+    assert created.status_code == 201, created.text
+    before = {name: (SECRETS / "redis" / name).read_text() for name in ("voice_interaction", "chat")}
+    before_pg = (SECRETS / "postgresql" / "chat").read_text()
+    ok, failures, stop = [0], [], threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                voice = requests.get(f"{VOICE}/v1/sessions/{created.json()['id']}", headers=headers, timeout=5)
+                ready = requests.get(f"{CHAT}/ready", timeout=5)
+                answers = [("voice session", voice.status_code), ("chat ready", ready.status_code)]
+            except requests.RequestException as exc:
+                answers = [("request", type(exc).__name__)]
+            for name, status in answers:
+                if status == 200:
+                    ok[0] += 1
+                else:
+                    failures.append(f"{name}: {status}")
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "MOLECULE_"))}
+    rotation = subprocess.run(["ansible-playbook", "-i", "inventories/local", "playbooks/rotate_passwords.yml"],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False)
+    time.sleep(1.0)
+    stop.set()
+    thread.join(timeout=10)
+    assert rotation.returncode == 0, rotation.stdout[-3000:]
+    after = {name: (SECRETS / "redis" / name).read_text() for name in before}
+    assert all(after[name] != before[name] for name in before), "the Redis passwords did not change"
+    assert (SECRETS / "postgresql" / "chat").read_text() != before_pg, "the PostgreSQL password did not change"
+    assert not list(SECRETS.rglob("*.previous")), "the former passwords were not dropped"
+    print(f"password rotation: {ok[0]} ok / {len(failures)} failed")
+    assert ok[0] > 0
+    assert failures == [], failures[:5]

@@ -1,0 +1,176 @@
+# Copyright (c) mlstack maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The JWT signing key set and the tokens it mints (EdDSA, Ed25519), on the controller.
+
+Layout under ``<secrets dir>/jwt``: ``signing.pem`` / ``signing.pub.pem`` sign today;
+``next.pem`` / ``next.pub.pem`` is a staged key that services already accept but nobody
+signs with yet; ``retired/<kid>.pub.pem`` with ``retired/<kid>.until`` are former signing
+keys that services keep accepting until the overlap ends. A rotation is stage, publish,
+promote, publish: at no moment is a token signed with a key that a service does not know.
+Only the cryptography package (an ansible-core dependency) is needed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from ansible_collections.aiops.mlstack.plugins.module_utils._secrets import (
+    SecretError,
+    check_permissions,
+    ensure_keypair,
+)
+
+UNIT = "jwt"
+CURRENT, NEXT = "signing", "next"
+MAX_TTL_S = 86400
+ISSUER = "mlstack"
+
+
+def kid_of(public_pem: str) -> str:
+    """A key's id: the start of the SHA-256 of its DER SubjectPublicKeyInfo (services compute the same)."""
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_public_key(public_pem.encode())
+    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).hexdigest()[:16]
+
+
+def _dir(base: Path) -> Path:
+    return base / UNIT
+
+
+def _retired(base: Path) -> Path:
+    return _dir(base) / "retired"
+
+
+def _read_public(base: Path, name: str) -> str | None:
+    path = _dir(base) / f"{name}.pub.pem"
+    return path.read_text() if path.exists() else None
+
+
+def ensure_current(base: Path, check_mode: bool = False) -> tuple[str, bool]:
+    """The signing key pair, made once. Returns (public PEM, created)."""
+    return ensure_keypair(base, UNIT, CURRENT, check_mode)
+
+
+def stage(base: Path, check_mode: bool = False) -> tuple[str, bool]:
+    """A next key that services will accept before anybody signs with it. Returns (public PEM, created)."""
+    return ensure_keypair(base, UNIT, NEXT, check_mode)
+
+
+def promote(base: Path, overlap_s: int, now: float | None = None, check_mode: bool = False) -> str:
+    """The staged key signs from now on; the former one is accepted ``overlap_s`` longer. Returns its kid."""
+    directory = _dir(base)
+    if not (directory / f"{NEXT}.pem").exists():
+        raise SecretError(f"no staged JWT key in {directory}: run with state=staged and publish the key to "
+                          "every unit first (playbooks/rotate_jwt.yml does both), so no service meets a token "
+                          "signed by a key it does not know")
+    old_public = _read_public(base, CURRENT)
+    if old_public is None:
+        raise SecretError(f"{directory}/{CURRENT}.pub.pem is missing: run with state=present first")
+    old_kid = kid_of(old_public)
+    if check_mode:
+        return old_kid
+    retired = _retired(base)
+    retired.mkdir(mode=0o700, exist_ok=True)
+    check_permissions(retired)
+    (retired / f"{old_kid}.pub.pem").write_text(old_public)
+    until = int((time.time() if now is None else now) + overlap_s)
+    (retired / f"{old_kid}.until").write_text(f"{until}\n")
+    for suffix in (".pem", ".pub.pem"):
+        os.replace(directory / f"{NEXT}{suffix}", directory / f"{CURRENT}{suffix}")
+    return old_kid
+
+
+def retired_keys(base: Path, now: float | None = None, prune: bool = False) -> list[dict[str, Any]]:
+    """Former signing keys still accepted; with ``prune`` the ones past their overlap are removed."""
+    now = time.time() if now is None else now
+    out: list[dict[str, Any]] = []
+    retired = _retired(base)
+    for pem in sorted(retired.glob("*.pub.pem")) if retired.exists() else []:
+        kid = pem.name[: -len(".pub.pem")]
+        until_file = retired / f"{kid}.until"
+        try:
+            until = int(until_file.read_text().strip())
+        except (OSError, ValueError):
+            until = 0
+        if until > now:
+            out.append({"kid": kid, "until": until, "public": pem.read_text()})
+        elif prune:
+            pem.unlink()
+            until_file.unlink(missing_ok=True)
+    return out
+
+
+def published(base: Path, now: float | None = None, prune: bool = False) -> list[dict[str, Any]]:
+    """Every public key a service must accept now: the signing one first, then staged, then retired."""
+    keys = []
+    for name in (CURRENT, NEXT):
+        public = _read_public(base, name)
+        if public is not None:
+            keys.append({"kid": kid_of(public), "role": name, "public": public})
+    keys += [{**key, "role": "retired"} for key in retired_keys(base, now, prune)]
+    return keys
+
+
+def bundle(keys: list[dict[str, Any]]) -> str:
+    """The PEM file services read: several public keys, one after another."""
+    return "".join(key["public"] if key["public"].endswith("\n") else key["public"] + "\n" for key in keys)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def mint(private_pem: bytes, subject: str, audience: str, scopes: list[str], ttl_s: int,
+         now: float | None = None, kid: str | None = None) -> tuple[str, int]:
+    """A signed token: iss, sub, aud, scope (space-separated), iat, exp, jti. Returns (token, exp)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    if not subject or not audience:
+        raise SecretError("a token needs a subject and an audience (the unit it is for)")
+    if not -MAX_TTL_S <= ttl_s <= MAX_TTL_S or ttl_s == 0:
+        raise SecretError(f"ttl {ttl_s} s: use 1..{MAX_TTL_S} s (negative only to make an expired token on purpose)")
+    key = serialization.load_pem_private_key(private_pem, password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise SecretError("the JWT signing key is not an Ed25519 private key")
+    issued = int(time.time() if now is None else now)
+    header = {"alg": "EdDSA", "typ": "JWT"}
+    if kid:
+        header["kid"] = kid
+    exp = issued + ttl_s
+    claims = {"iss": ISSUER, "sub": subject, "aud": audience, "scope": " ".join(scopes), "iat": issued,
+              "exp": exp, "jti": uuid.uuid4().hex}
+    signing_input = ".".join(_b64(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims))
+    signature = key.sign(signing_input.encode())
+    return f"{signing_input}.{_b64(signature)}", exp
+
+
+def throwaway_private_pem() -> bytes:
+    """A key nobody published: what a forger would sign with."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return Ed25519PrivateKey.generate().private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                      serialization.NoEncryption())
+
+
+def signing_key(base: Path) -> tuple[bytes, str]:
+    """The private signing key and its kid; refuses a key file that others can read."""
+    path = _dir(base) / f"{CURRENT}.pem"
+    if not path.exists():
+        raise SecretError(f"{path} does not exist: run playbooks/phase5.yml (role aiops.mlstack.secrets) first")
+    check_permissions(path.parent)
+    check_permissions(path)
+    public = _read_public(base, CURRENT)
+    if public is None:
+        raise SecretError(f"{_dir(base)}/{CURRENT}.pub.pem is missing: run with state=present")
+    return path.read_bytes(), kid_of(public)
