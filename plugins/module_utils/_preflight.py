@@ -12,10 +12,13 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ansible_collections.aiops.mlstack.plugins.module_utils._gpu_placement import request_errors
+
 # The fields of a unit's catalog entry (its host vars) that the collection reads.
 CATALOG_FIELDS = ("mlstack_unit_kind", "mlstack_unit_role", "mlstack_port", "mlstack_host_port", "mlstack_docker_host",
                   "mlstack_depends_on", "mlstack_optional", "mlstack_critical", "mlstack_update_order",
-                  "mlstack_security_exceptions", "mlstack_privileged")
+                  "mlstack_security_exceptions", "mlstack_privileged", "mlstack_gpu", "mlstack_gpu_memory_mb",
+                  "mlstack_gpu_device")
 # What a unit may declare it does without (a reason is required); all else is enforced and checked.
 SECURITY_RULES = ("jwt", "non_root", "cap_drop_all", "read_only_root", "not_privileged", "no_new_privileges",
                   "pids_limit", "memory_limit", "cpu_limit", "no_docker_socket", "healthcheck")
@@ -50,6 +53,8 @@ def _check_unit(name: str, entry: dict[str, Any], units: dict[str, Any], docker_
         errors.append(f"unit {name}: mlstack_unit_role={role!r} is not a role of this collection: "
                       f"use one of {sorted(roles)}, or remove it to keep the unit in the catalog undeployed")
     _int_port(name, "mlstack_port", entry.get("mlstack_port"), errors)
+    # The GPU request's shape; whether it fits is decided on the Docker host's GPU facts (playbooks/gpu.yml).
+    errors.extend(request_errors(name, entry))
     if entry.get("mlstack_port") is None:
         errors.append(f"unit {name}: mlstack_port is missing: set the port the unit listens on in its container")
     host = entry.get("mlstack_docker_host")

@@ -37,6 +37,8 @@ def test_a_good_catalog_passes() -> None:
         ({**GOOD, "x": unit(deps=["x"])}, "unit x: mlstack_depends_on names the unit itself"),
         ({"aa": unit(deps=["bb"]), "bb": unit(port=1, deps=["aa"])}, "forms a cycle aa -> bb -> aa"),
         ({}, "the inventory has no units"),
+        ({**GOOD, "x": unit(mlstack_gpu="required")}, "unit x: mlstack_gpu=required needs mlstack_gpu_memory_mb"),
+        ({**GOOD, "x": unit(mlstack_gpu="yes")}, "unit x: mlstack_gpu='yes': set one of"),
         ({**GOOD, "chat": unit(deps=["redis", "reasoning"], mlstack_critical=True),
           "reasoning": unit(port=8005, mlstack_critical=False)},
          "unit chat: is critical but mlstack_depends_on names non-critical unit 'reasoning': move 'reasoning' to "
