@@ -34,6 +34,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -243,8 +244,8 @@ def bench_light(counts: list[int], rounds: int) -> dict[str, Any]:
         units = light_units(count)
         with tempfile.TemporaryDirectory() as tmp:
             inventory, playbook, compose_file = light_files(units, Path(tmp))
-            env = {**os.environ, "ANSIBLE_FORKS": str(max(count, 5)), "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.timer",
-                   "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
+            env = {**os.environ, "ANSIBLE_FORKS": str(max(count, 5)), "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+                   "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.timer"}
             ansible = ["ansible-playbook", "-i", str(inventory), str(playbook)]
             compose = [compose_bin, "-f", str(compose_file), "-p", "lightcompose"]
             names = [f"lightbench-{u}" for u in units]
@@ -252,12 +253,11 @@ def bench_light(counts: list[int], rounds: int) -> dict[str, Any]:
                 "ansible warm", "compose warm", "ansible no-op", "compose no-op")}
             for _round in range(rounds):
                 subprocess.run(["docker", "rm", "-f", *names], capture_output=True, check=False)
-                rows["ansible warm"].append(measure("ansible warm", lambda: timed(ansible, env)))
-                rows["ansible no-op"].append(measure("ansible no-op", lambda: timed(ansible, env)))
+                rows["ansible warm"].append(measure("ansible warm", partial(timed, ansible, env)))
+                rows["ansible no-op"].append(measure("ansible no-op", partial(timed, ansible, env)))
                 timed([*compose, "down", "-t", "1"])
-                rows["compose warm"].append(measure("compose warm", lambda: timed([*compose, "up", "-d", "--wait"])))
-                rows["compose no-op"].append(measure("compose no-op",
-                                                     lambda: timed([*compose, "up", "-d", "--wait"])))
+                rows["compose warm"].append(measure("compose warm", partial(timed, [*compose, "up", "-d", "--wait"])))
+                rows["compose no-op"].append(measure("compose no-op", partial(timed, [*compose, "up", "-d", "--wait"])))
             subprocess.run(["docker", "rm", "-f", *names], capture_output=True, check=False)
             timed([*compose, "down", "-t", "1"])
         out[str(count)] = rows
@@ -291,15 +291,15 @@ def table(title: str, rows: dict[str, list[dict[str, Any]]]) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--mode", choices=["stack", "light"], default="stack")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--units", default="12,24,48", help="light mode: unit counts")
     args = parser.parse_args()
     load = os.getloadavg()
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     result: dict[str, Any] = {"mode": args.mode, "rounds": args.rounds, "cores": os.cpu_count(),
-                              "load_before": [round(x, 2) for x in load], "when": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                                                               time.gmtime())}
+                              "load_before": [round(x, 2) for x in load], "when": when}
     lines: list[str] = []
     if args.mode == "stack":
         result["stack"] = bench_stack(args.rounds)

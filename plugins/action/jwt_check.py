@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import json
 import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
+from ansible.module_utils.urls import open_url
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.aiops.mlstack.plugins.module_utils import _jwt, _security
@@ -23,9 +23,9 @@ def _status(method: str, url: str, token: str | None, timeout: float) -> int:
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     body = b"{}" if method in ("POST", "PUT", "PATCH") else None
-    request = urllib.request.Request(url, data=body, headers=headers, method=method)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - http(s) URL built here
+        with open_url(url, data=body, headers=headers, method=method, timeout=timeout,
+                      follow_redirects="none") as response:
             return int(response.status)
     except urllib.error.HTTPError as exc:
         return int(exc.code)
@@ -45,7 +45,7 @@ class ActionModule(ActionBase):
         unit, base = str(args["unit"]), str(args["url"]).rstrip("/")
         timeout = float(args.get("timeout", 10))
         try:
-            with urllib.request.urlopen(base + "/openapi.json", timeout=timeout) as response:  # noqa: S310
+            with open_url(base + "/openapi.json", timeout=timeout) as response:
                 endpoints = _security.v1_endpoints(json.load(response))
             private, kid = _jwt.signing_key(Path(str(args["dir"])).expanduser())
             tokens = {

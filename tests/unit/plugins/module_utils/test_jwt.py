@@ -32,8 +32,8 @@ def test_minted_token_verifies_with_the_published_key_and_carries_the_claims(bas
     [published] = _jwt.published(base)
     claims = jwt.decode(token, public_key(published["public"]), algorithms=["EdDSA"], audience="chat",
                         issuer="mlstack", options={"verify_exp": False, "verify_iat": False})
-    assert (claims["sub"], claims["scope"], claims["exp"], exp) == ("operator", "chat:complete x",
-                                                                     1_900_000_120, 1_900_000_120)
+    expected = ("operator", "chat:complete x", 1_900_000_120, 1_900_000_120)
+    assert (claims["sub"], claims["scope"], claims["exp"], exp) == expected
     assert published["kid"] == kid and len(kid) == 16
 
 
