@@ -50,3 +50,27 @@ class ActionModule(ActionBase):
         for warning in outcome.pop("warnings", []):
             self._display.warning(warning)
         return {**result, **outcome}
+
+
+class InspectAction(ActionBase):
+    """An info task answered from the controller's process when local, by ``FALLBACK`` elsewhere."""
+
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(("name", "docker_host"))
+    FALLBACK = ""
+
+    def answer(self, engine: DockerEngine, name: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        result = super().run(tmp, task_vars)
+        if not self._task.args.get("name"):
+            return {**result, "failed": True, "msg": f"{self._task.action}: 'name' is required"}
+        if not runs_here(self):
+            return {**result, **self._execute_module(module_name=self.FALLBACK, module_args=self._task.args,
+                                                     task_vars=task_vars)}
+        try:
+            engine = DockerEngine(str(self._task.args.get("docker_host") or "unix:///var/run/docker.sock"))
+            return {**result, "changed": False, **self.answer(engine, str(self._task.args["name"]))}
+        except DockerException as exc:
+            return {**result, "failed": True, "msg": f"{self._task.action}: {exc}"}

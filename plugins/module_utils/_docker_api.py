@@ -42,8 +42,12 @@ class DockerEngine:
             return None
 
     def image_id(self, image: str) -> str | None:
+        inspect = self.image_inspect(image)
+        return None if inspect is None else inspect["Id"]
+
+    def image_inspect(self, image: str) -> dict[str, Any] | None:
         try:
-            return self.api.inspect_image(image)["Id"]
+            return self.api.inspect_image(image)
         except ImageNotFound:
             return None
 
