@@ -19,13 +19,8 @@ description:
   - This is an action plugin that runs on the controller, where the signing key is; the
     tokens never appear in its result. The controller must reach O(url).
 author: mlstack maintainers (@aiops)
-attributes:
-  check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
-    support: none
+extends_documentation_fragment:
+  - aiops.mlstack.controller
 options:
   unit:
     description: The unit, which is also the audience its tokens must carry.

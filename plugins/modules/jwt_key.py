@@ -21,13 +21,8 @@ description:
     does not know. Retired keys past their overlap are removed.
   - This is an action plugin that runs on the controller. The private keys never leave it.
 author: mlstack maintainers (@aiops)
-attributes:
-  check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
-    support: none
+extends_documentation_fragment:
+  - aiops.mlstack.controller
 options:
   dir:
     description: The secrets directory on the controller; the key set lives in its C(jwt) subdirectory.

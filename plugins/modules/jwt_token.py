@@ -19,13 +19,8 @@ description:
   - This is an action plugin that runs on the controller. A signing key file readable by others
     is refused with the chmod that fixes it.
 author: mlstack maintainers (@aiops)
-attributes:
-  check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
-    support: none
+extends_documentation_fragment:
+  - aiops.mlstack.controller
 options:
   dir:
     description: The secrets directory on the controller.

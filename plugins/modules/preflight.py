@@ -17,13 +17,8 @@ description:
     unit points at a machine outside C(docker_hosts).
   - This is an action plugin that runs on the controller and changes nothing.
 author: mlstack maintainers (@aiops)
-attributes:
-  check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
-    support: none
+extends_documentation_fragment:
+  - aiops.mlstack.controller
 options:
   units:
     description: Inventory host names of the units to validate.

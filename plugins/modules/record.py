@@ -15,13 +15,8 @@ description:
   - For facts a play already holds, such as the GPU state of a host or a unit's catalog entry.
   - This is an action plugin that runs on the controller and changes nothing.
 author: mlstack maintainers (@aiops)
-attributes:
-  check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
-    support: none
+extends_documentation_fragment:
+  - aiops.mlstack.controller
 options:
   unit:
     description: Unit the record is about.
