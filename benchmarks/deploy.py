@@ -172,8 +172,8 @@ def bench_stack(rounds: int) -> dict[str, Any]:
     env = dict(os.environ)
     playbook = ["ansible-playbook", "-i", str(inventory)]
     timed([*playbook, "playbooks/phase5.yml"], env)  # the stack must run: compose copies its containers
-    compose_file = ROOT / "benchmarks" / "results" / "stack-compose.yml"
-    compose_file.parent.mkdir(parents=True, exist_ok=True)
+    compose_file = TOOLS / "stack-compose.yml"
+    TOOLS.mkdir(parents=True, exist_ok=True)
     compose_file.write_text(yaml.safe_dump(stack_compose(units), sort_keys=False))
     compose = [str(compose_binary()), "-f", str(compose_file), "-p", PROJECT]
     no_evidence = {**env, "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.timer"}
