@@ -3,8 +3,9 @@
 """redis_check, postgres_check and postgres_provision against real servers.
 
 Starts throwaway containers from the offline recipe images (``mlstack/redis:<content hash>``,
-``mlstack/postgresql:<content hash>``, as the images role tags them) on a private bridge network and reaches them by their
-addresses on it. Skipped, with the reason, when the Docker engine or an image is absent.
+``mlstack/postgresql:<content hash>``, as the images role tags them) on a private bridge
+network and reaches them by their addresses on it. Skipped, with the reason, when the Docker
+engine or an image is absent (in scripts/test an absent image fails instead).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ VOICE = "http://127.0.0.1:8006"
 CHAT = "http://127.0.0.1:8007"
 
 
-def token(audience: str, scopes: str, ttl: int = 300, key: Any = None) -> str:
+def token(audience: str | list[str], scopes: str, ttl: int = 300, key: Any = None) -> str:
     now = int(time.time())
     claims = {"iss": "mlstack", "sub": "molecule-e2e", "aud": audience, "scope": scopes, "iat": now,
               "exp": now + ttl, "jti": uuid.uuid4().hex}
@@ -83,3 +83,15 @@ def test_chat_streams_server_sent_events() -> None:
     lines = [line for line in response.iter_lines(decode_unicode=True) if line]
     assert lines[-1] == "data: [DONE]"
     assert len(lines) > 2
+
+
+def test_chat_reasons_through_the_reasoning_unit() -> None:
+    """chat forwards the caller's token to reasoning, which plans, answers each step with the llm and checks."""
+    token_ = token(["chat", "reasoning"], "chat:complete reasoning:reason")
+    response = requests.post(CHAT + "/v1/chat/completions", headers={"Authorization": f"Bearer {token_}"},
+                             timeout=180, json={"max_tokens": 32, "temperature": 0, "reasoning": True,
+                                                "messages": [{"role": "user", "content": "Why is the sky blue?"}]})
+    assert response.status_code == 200, response.text
+    ext = response.json()["mlstack"]
+    assert ext["reasoning"] == "used", ext
+    assert ext["reasoning_steps"] and all(": " in step for step in ext["reasoning_steps"])

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-UNITS = ("voice-interaction", "chat")
+UNITS = ("voice-interaction", "chat", "reasoning")
 
 
 class ConfigError(ValueError):

@@ -16,4 +16,8 @@ def build_unit(settings: Settings, registry: Registry) -> Unit:
         from .chat import build
 
         return build(settings, registry)
+    if settings.unit == "reasoning":
+        from .reasoning import build
+
+        return build(settings, registry)
     raise ValueError(f"no unit named {settings.unit!r}")
