@@ -268,3 +268,25 @@ def test_client_survives_redis_dropping_its_connections(real_redis: dict[str, st
             await client.aclose()
 
     asyncio.run(scenario())
+
+
+@needs_pg
+def test_thoughts_in_real_postgresql_survive_a_new_connection(real_postgres: dict[str, str], tmp_path: Path) -> None:
+    from mlstack_services.units.thinking import PgThoughts, Thought
+
+    settings = _pg_settings(real_postgres, tmp_path, real_postgres["password"])
+
+    async def scenario() -> tuple[str, list[Thought]] | None:
+        store = PgThoughts(settings)
+        await store.create("s1", "trip")
+        await store.add("s1", Thought(1, "main", "pick a city"))
+        await store.add("s1", Thought(2, "alt", "by train", branch_from=1, source="llm"))
+        await store.close()
+        fresh = PgThoughts(settings)
+        try:
+            return await fresh.load("s1")
+        finally:
+            await fresh.close()
+
+    loaded = asyncio.run(scenario())
+    assert loaded == ("trip", [Thought(1, "main", "pick a city"), Thought(2, "alt", "by train", None, 1, "llm")])

@@ -95,3 +95,33 @@ def test_chat_reasons_through_the_reasoning_unit() -> None:
     ext = response.json()["mlstack"]
     assert ext["reasoning"] == "used", ext
     assert ext["reasoning_steps"] and all(": " in step for step in ext["reasoning_steps"])
+
+
+def backend_url(unit: str, port: int) -> str:
+    """An internal unit, reached at its address on the backend network from this host."""
+    import json
+    import subprocess
+
+    info = json.loads(subprocess.run(["docker", "inspect", f"mlstack-{unit}"], capture_output=True, text=True,
+                                     check=True).stdout)[0]
+    return f"http://{info['NetworkSettings']['Networks']['mlstack_backend']['IPAddress']}:{port}"
+
+
+def test_sequential_thinking_numbers_revises_branches_and_asks_the_llm() -> None:
+    base = backend_url("sequential-thinking", 8004)
+    headers = auth("sequential-thinking", "thinking:use")
+    session = requests.post(f"{base}/v1/sessions", json={"title": "why is the sky blue"}, headers=headers, timeout=10)
+    assert session.status_code == 201, session.text
+    url = f"{base}/v1/sessions/{session.json()['id']}"
+    for body in ({"content": "sunlight holds every colour"}, {"content": "red scatters most"},
+                 {"content": "blue scatters most", "revises": 2},
+                 {"content": "what about sunsets", "branch": "sunset", "branch_from": 1}):
+        assert requests.post(f"{url}/thoughts", json=body, headers=headers, timeout=10).status_code == 201
+    proposed = requests.post(f"{url}/next", json={}, headers=headers, timeout=120)
+    assert proposed.status_code == 201, proposed.text
+    assert proposed.json()["source"] == "llm" and proposed.json()["content"]
+    stored = requests.get(url, headers=headers, timeout=10).json()
+    assert [t["number"] for t in stored["thoughts"]] == [1, 2, 3, 4, 5]
+    assert stored["branches"] == {"main": [1, 2, 3, 5], "sunset": [1, 4]}
+    bad = requests.post(f"{url}/thoughts", json={"content": "x", "revises": 99}, headers=headers, timeout=10)
+    assert bad.status_code == 422

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-UNITS = ("voice-interaction", "chat", "reasoning")
+UNITS = ("voice-interaction", "chat", "reasoning", "sequential-thinking")
 
 
 class ConfigError(ValueError):

@@ -20,4 +20,8 @@ def build_unit(settings: Settings, registry: Registry) -> Unit:
         from .reasoning import build
 
         return build(settings, registry)
+    if settings.unit == "sequential-thinking":
+        from .thinking import build
+
+        return build(settings, registry)
     raise ValueError(f"no unit named {settings.unit!r}")

@@ -1,0 +1,74 @@
+"""One PostgreSQL connection of a unit (its own role and database), re-opened when it breaks.
+
+The password file is read at each connect, so a rotated password is picked up without a
+restart. Every failure is a PgError with PostgreSQL's own words.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import psycopg
+
+from .settings import Settings, read_secret
+
+
+class PgError(RuntimeError):
+    pass
+
+
+class PgDatabase:
+    def __init__(self, settings: Settings, schema: str, connect_timeout_s: int = 3) -> None:
+        self.settings, self.schema, self.connect_timeout_s = settings, schema, connect_timeout_s
+        self._conn: psycopg.AsyncConnection | None = None
+        self._lock = asyncio.Lock()
+        self._schema_ready = False
+
+    async def _connection(self) -> psycopg.AsyncConnection:
+        if self._conn is not None and not self._conn.closed:
+            return self._conn
+        s = self.settings
+        password = read_secret(s.postgres_password_file)
+        if password is None:
+            raise PgError(f"PostgreSQL password file {s.postgres_password_file} is not readable")
+        if not (s.postgres_host and s.postgres_user and s.postgres_db):
+            raise PgError("POSTGRES_HOST, POSTGRES_USER and POSTGRES_DB must be set")
+        self._conn = await psycopg.AsyncConnection.connect(
+            host=s.postgres_host, port=s.postgres_port, user=s.postgres_user, dbname=s.postgres_db,
+            password=password, connect_timeout=self.connect_timeout_s, autocommit=True,
+            application_name=f"mlstack-{s.unit}",
+        )
+        return self._conn
+
+    async def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Runs one statement (after the schema exists); returns its rows, if it has any."""
+        if not self._schema_ready:
+            await self._run(self.schema, ())
+            self._schema_ready = True
+        return await self._run(sql, params)
+
+    async def _run(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        async with self._lock:
+            try:
+                conn = await self._connection()
+                async with conn.cursor() as cur:
+                    await cur.execute(sql, params or None)
+                    return await cur.fetchall() if cur.description else []
+            except psycopg.Error as exc:
+                if self._conn is not None and self._conn.broken:
+                    await self._conn.close()
+                    self._conn = None
+                raise PgError(f"{type(exc).__name__}: {str(exc).strip()}") from None
+
+    async def check(self) -> tuple[bool, str]:
+        try:
+            await self.execute("SELECT 1")
+        except PgError as exc:
+            return False, str(exc)
+        return True, f"connected to {self.settings.postgres_db} as {self.settings.postgres_user}; schema ready"
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
