@@ -290,3 +290,20 @@ def test_thoughts_in_real_postgresql_survive_a_new_connection(real_postgres: dic
 
     loaded = asyncio.run(scenario())
     assert loaded == ("trip", [Thought(1, "main", "pick a city"), Thought(2, "alt", "by train", None, 1, "llm")])
+
+
+@needs_pg
+def test_feedback_in_real_postgresql(real_postgres: dict[str, str], tmp_path: Path) -> None:
+    from mlstack_services.units.learning import FeedbackRequest, PgFeedback
+
+    store = PgFeedback(_pg_settings(real_postgres, tmp_path, real_postgres["password"]))
+
+    async def scenario() -> list[tuple[str, int]]:
+        await store.add(FeedbackRequest(user="ada", style="detailed", rating=5))
+        await store.add(FeedbackRequest(user="bob", style="concise", rating=1))
+        try:
+            return await store.ratings("ada")
+        finally:
+            await store.close()
+
+    assert asyncio.run(scenario()) == [("detailed", 5)]

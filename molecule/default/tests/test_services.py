@@ -31,7 +31,7 @@ def token(audience: str | list[str], scopes: str, ttl: int = 300, key: Any = Non
     return jwt.encode(claims, signing, algorithm="EdDSA")
 
 
-def auth(audience: str, scopes: str) -> dict[str, str]:
+def auth(audience: str | list[str], scopes: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token(audience, scopes)}"}
 
 
@@ -125,3 +125,21 @@ def test_sequential_thinking_numbers_revises_branches_and_asks_the_llm() -> None
     assert stored["branches"] == {"main": [1, 2, 3, 5], "sunset": [1, 4]}
     bad = requests.post(f"{url}/thoughts", json={"content": "x", "revises": 99}, headers=headers, timeout=10)
     assert bad.status_code == 422
+
+
+def test_chat_adapts_to_the_style_learned_from_feedback() -> None:
+    user = f"molecule{uuid.uuid4().hex[:8]}"
+    headers = auth(["chat", "learning"], "chat:complete learning:feedback learning:read")
+    ask = {"user": user, "max_tokens": 16, "temperature": 0,
+           "messages": [{"role": "user", "content": "What is Redis?"}]}
+    first = requests.post(CHAT + "/v1/chat/completions", headers=headers, json=ask, timeout=180)
+    assert first.status_code == 200, first.text
+    assert first.json()["mlstack"]["style"] == "concise"  # no feedback yet
+    learning = backend_url("learning", 8002)
+    for rating in (5, 4, 5):
+        feedback = requests.post(f"{learning}/v1/feedback", headers=headers, timeout=10,
+                                 json={"user": user, "style": "detailed", "rating": rating})
+        assert feedback.status_code == 201, feedback.text
+    assert feedback.json()["preferred"] == "detailed"
+    second = requests.post(CHAT + "/v1/chat/completions", headers=headers, json=ask, timeout=180)
+    assert second.status_code == 200 and second.json()["mlstack"]["style"] == "detailed"

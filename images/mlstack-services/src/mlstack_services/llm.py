@@ -147,3 +147,41 @@ class ReasoningClient:
 
     async def aclose(self) -> None:
         await self.http.aclose()
+
+
+class LearningClient:
+    """GET LEARNING_URL/v1/profile/<user> -> the style the user prefers; any failure is a reason string."""
+
+    def __init__(self, base_url: str, timeout_s: float = 5.0,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.base_url = base_url
+        self.http = httpx.AsyncClient(base_url=base_url or "http://learning.invalid", transport=transport,
+                                      timeout=httpx.Timeout(timeout_s, connect=2.0))
+
+    async def preferred_style(self, user: str, authorization: str | None) -> tuple[str | None, str]:
+        if not self.base_url:
+            return None, "unavailable: LEARNING_URL is not set"
+        headers = {"Authorization": authorization} if authorization else {}
+        try:
+            response = await self.http.get(f"/v1/profile/{user}", headers=headers)
+        except httpx.HTTPError as exc:
+            return None, f"unavailable: {_describe(exc)[1]}"
+        if response.status_code != 200:
+            return None, f"unavailable: learning unit answered {response.status_code}"
+        try:
+            style = response.json().get("preferred")
+        except (ValueError, AttributeError):
+            return None, "unavailable: learning unit answered with a body that is not a profile"
+        return (str(style), "used") if isinstance(style, str) and style else (None, "unavailable: no preferred style")
+
+    async def check(self) -> tuple[bool, str]:
+        if not self.base_url:
+            return False, "LEARNING_URL is not set"
+        try:
+            response = await self.http.get("/health")
+        except httpx.HTTPError as exc:
+            return False, f"unavailable: {_describe(exc)[1]}"
+        return response.status_code == 200, f"learning unit answered {response.status_code} on /health"
+
+    async def aclose(self) -> None:
+        await self.http.aclose()

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-UNITS = ("voice-interaction", "chat", "reasoning", "sequential-thinking")
+UNITS = ("voice-interaction", "chat", "reasoning", "sequential-thinking", "learning")
 
 
 class ConfigError(ValueError):
@@ -58,6 +58,7 @@ class Settings:
     llm_timeout_s: int = 120
     reasoning_url: str = ""
     reasoning_timeout_s: int = 20
+    learning_url: str = ""
     max_body_bytes: int = 1 << 20
     session_ttl_s: int = 3600
     conversation_ttl_s: int = 86400
@@ -95,6 +96,7 @@ class Settings:
             llm_timeout_s=_int(env, "LLM_TIMEOUT_S", 120, 1, 3600),
             reasoning_url=env.get("REASONING_URL", "").strip().rstrip("/"),
             reasoning_timeout_s=_int(env, "REASONING_TIMEOUT_S", 20, 1, 600),
+            learning_url=env.get("LEARNING_URL", "").strip().rstrip("/"),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 1 << 20, 1024, 64 << 20),
             session_ttl_s=_int(env, "SESSION_TTL_S", 3600, 1, 30 * 86400),
             conversation_ttl_s=_int(env, "CONVERSATION_TTL_S", 86400, 1, 30 * 86400),

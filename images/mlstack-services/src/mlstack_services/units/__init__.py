@@ -24,4 +24,8 @@ def build_unit(settings: Settings, registry: Registry) -> Unit:
         from .thinking import build
 
         return build(settings, registry)
+    if settings.unit == "learning":
+        from .learning import build
+
+        return build(settings, registry)
     raise ValueError(f"no unit named {settings.unit!r}")

@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 from .. import redis_store
 from ..auth import require_scope
 from ..errors import ServiceError, error_body
-from ..llm import LlmClient, ReasoningClient, UpstreamError
+from ..llm import LearningClient, LlmClient, ReasoningClient, UpstreamError
 from ..metrics import Registry
 from ..redis_store import ConversationStore, RedisLike
 from ..requests import require_json
@@ -55,6 +55,8 @@ class ChatRequest(BaseModel):
     seed: int | None = None
     stream: bool = False
     reasoning: bool = Field(default=False, description="mlstack extension: ask the reasoning unit first")
+    user: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.@-]{1,64}$",
+                             description="OpenAI's end-user id; with a learning unit, its preferred style is used")
     conversation_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.:-]{1,64}$",
                                         description="mlstack extension: keep history under this id")
 
@@ -87,6 +89,14 @@ class ChatMetrics:
                                        "Streamed completions: time to the first content chunk.", (), TTFT_BUCKETS)
         self.persist_failures = registry.counter("mlstack_chat_persist_failures_total",
                                                  "History or transcript writes that failed.", ("store",))
+
+
+# The learning unit's styles, as instructions to the llm.
+STYLE_HINTS = {
+    "concise": "Answer concisely, in one or two sentences.",
+    "detailed": "Answer in detail, with explanations and examples.",
+    "step_by_step": "Answer step by step, as a numbered list.",
+}
 
 
 def _reasoning_note(result: dict[str, Any]) -> dict[str, str]:
@@ -122,6 +132,7 @@ def build(settings: Settings, registry: Registry, redis: RedisLike | None = None
     store: TranscriptStore = transcripts if transcripts is not None else PgTranscripts(settings)
     llm = LlmClient(settings.llm_url, settings.llm_timeout_s, llm_transport)
     reasoner = ReasoningClient(settings.reasoning_url, settings.reasoning_timeout_s, reasoning_transport)
+    learner = LearningClient(settings.learning_url)
     metrics = ChatMetrics(registry)
     router = APIRouter(prefix="/v1", tags=["chat"])
 
@@ -163,6 +174,11 @@ def build(settings: Settings, registry: Registry, redis: RedisLike | None = None
             if result:
                 ext["reasoning_steps"] = result["steps"]
                 system.append(_reasoning_note(result))
+        if body.user and settings.learning_url:
+            style, ext["style_source"] = await learner.preferred_style(body.user, request.headers.get("authorization"))
+            if style:
+                ext["style"] = style
+                system.append({"role": "system", "content": STYLE_HINTS.get(style, f"Answer in a {style} style.")})
         payload: dict[str, Any] = {"model": body.model or settings.llm_model, "messages": system + history + turn}
         for name in ("max_tokens", "temperature", "top_p", "stop", "seed"):
             value = getattr(body, name)
@@ -244,12 +260,14 @@ def build(settings: Settings, registry: Registry, redis: RedisLike | None = None
     async def close() -> None:
         await llm.aclose()
         await reasoner.aclose()
+        await learner.aclose()
         await store.close()
         await client.aclose()
 
     return Unit(
         name="chat", router=router,
         checks={"redis": redis_check, "postgresql": store.check, "llm": llm.check},
-        optional_checks={"reasoning": reasoner.check} if settings.reasoning_url else {},
+        optional_checks={**({"reasoning": reasoner.check} if settings.reasoning_url else {}),
+                         **({"learning": learner.check} if settings.learning_url else {})},
         on_startup=[prepare], on_shutdown=[close],
     )
