@@ -6,6 +6,7 @@ directory, exactly as an operator would; nothing is printed of the key or the to
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import time
@@ -143,3 +144,25 @@ def test_chat_adapts_to_the_style_learned_from_feedback() -> None:
     assert feedback.json()["preferred"] == "detailed"
     second = requests.post(CHAT + "/v1/chat/completions", headers=headers, json=ask, timeout=180)
     assert second.status_code == 200 and second.json()["mlstack"]["style"] == "detailed"
+
+
+GATEWAY = "http://127.0.0.1:8000"
+GATEWAY_SCOPES = "coordination:read coordination:route coordination:pipeline voice:stt voice:tts chat:complete"
+
+
+def test_gateway_status_routes_and_runs_the_voice_chat_pipeline() -> None:
+    headers = auth(["coordination", "voice-interaction", "chat"], GATEWAY_SCOPES)
+    status = requests.get(GATEWAY + "/v1/status", headers=headers, timeout=30).json()
+    units = {u["unit"]: u["ok"] for u in status["units"]}
+    assert units["voice-interaction"] and units["chat"] and units["reasoning"]
+    # Units in the catalog but not deployed are reported down, never as healthy.
+    assert status["status"] == "degraded" and "memory" in status["down"]
+    routed = requests.post(GATEWAY + "/v1/voice-interaction/tts", json={"text": "turn on the lights"},
+                           headers=headers, timeout=30)
+    assert routed.status_code == 200 and routed.content[:4] == b"RIFF"
+    spoken = requests.post(GATEWAY + "/v1/pipeline/voice-chat", data=routed.content, timeout=180,
+                           headers={**headers, "Content-Type": "audio/wav"})
+    assert spoken.status_code == 200, spoken.text
+    body = spoken.json()
+    assert body["transcript"] and body["answer"] and body["voice"] == "used"
+    assert base64.b64decode(body["audio_wav_base64"])[:4] == b"RIFF"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-UNITS = ("voice-interaction", "chat", "reasoning", "sequential-thinking", "learning")
+UNITS = ("voice-interaction", "chat", "reasoning", "sequential-thinking", "learning", "coordination")
 
 
 class ConfigError(ValueError):
@@ -59,6 +59,8 @@ class Settings:
     reasoning_url: str = ""
     reasoning_timeout_s: int = 20
     learning_url: str = ""
+    # Every <UNIT>_URL the catalog wired, by unit name (the gateway routes to them).
+    upstreams: dict[str, str] = field(default_factory=dict)
     max_body_bytes: int = 1 << 20
     session_ttl_s: int = 3600
     conversation_ttl_s: int = 86400
@@ -97,6 +99,8 @@ class Settings:
             reasoning_url=env.get("REASONING_URL", "").strip().rstrip("/"),
             reasoning_timeout_s=_int(env, "REASONING_TIMEOUT_S", 20, 1, 600),
             learning_url=env.get("LEARNING_URL", "").strip().rstrip("/"),
+            upstreams={key[:-4].lower().replace("_", "-"): value.strip().rstrip("/")
+                       for key, value in env.items() if key.endswith("_URL") and value.strip()},
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 1 << 20, 1024, 64 << 20),
             session_ttl_s=_int(env, "SESSION_TTL_S", 3600, 1, 30 * 86400),
             conversation_ttl_s=_int(env, "CONVERSATION_TTL_S", 86400, 1, 30 * 86400),

@@ -28,4 +28,8 @@ def build_unit(settings: Settings, registry: Registry) -> Unit:
         from .learning import build
 
         return build(settings, registry)
+    if settings.unit == "coordination":
+        from .coordination import build
+
+        return build(settings, registry)
     raise ValueError(f"no unit named {settings.unit!r}")
