@@ -33,7 +33,7 @@ def _status(method: str, url: str, token: str | None, timeout: float) -> int:
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("unit", "url", "dir", "other_audience", "timeout", "fail_on_error"))
+    _VALID_ARGS = frozenset(("vault_password_file", "unit", "url", "dir", "other_audience", "timeout", "fail_on_error"))
     _requires_connection = False
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -47,7 +47,8 @@ class ActionModule(ActionBase):
         try:
             with open_url(base + "/openapi.json", timeout=timeout) as response:
                 endpoints = _security.v1_endpoints(json.load(response))
-            private, kid = _jwt.signing_key(Path(str(args["dir"])).expanduser())
+            private, kid = _jwt.signing_key(Path(str(args["dir"])).expanduser(),
+                                            _jwt.vault_of(args.get("vault_password_file")))
             tokens = {
                 "valid": _jwt.mint(private, "mlstack-security-check", unit, [], 120, kid=kid)[0],
                 "no_token": None,

@@ -18,7 +18,7 @@ STATES = ("present", "staged", "promoted")
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("dir", "state", "overlap"))
+    _VALID_ARGS = frozenset(("vault_password_file", "dir", "state", "overlap"))
     _requires_connection = False
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -36,9 +36,10 @@ class ActionModule(ActionBase):
             overlap = int(args.get("overlap", 3600))
             if overlap < 0:
                 raise SecretError(f"overlap={overlap}: seconds a former key stays accepted, 0 or more")
-            if _jwt.ensure_current(base, check)[1]:
+            vault = _jwt.vault_of(args.get("vault_password_file"))
+            if _jwt.ensure_current(base, check, vault)[1]:
                 changed.append("signing key created")
-            if state in ("staged", "promoted") and _jwt.stage(base, check)[1]:
+            if state in ("staged", "promoted") and _jwt.stage(base, check, vault)[1]:
                 changed.append("next key staged")
             if state == "promoted":
                 changed.append(f"key {_jwt.promote(base, overlap, check_mode=check)} retired for {overlap} s")

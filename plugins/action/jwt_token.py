@@ -15,7 +15,7 @@ from ansible_collections.aiops.mlstack.plugins.module_utils._secrets import Secr
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("dir", "subject", "audience", "scopes", "ttl", "forged"))
+    _VALID_ARGS = frozenset(("vault_password_file", "dir", "subject", "audience", "scopes", "ttl", "forged"))
     _requires_connection = False
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -28,7 +28,8 @@ class ActionModule(ActionBase):
         if isinstance(scopes, str):
             scopes = scopes.split()
         try:
-            private, kid = _jwt.signing_key(Path(str(args["dir"])).expanduser())
+            private, kid = _jwt.signing_key(Path(str(args["dir"])).expanduser(),
+                                            _jwt.vault_of(args.get("vault_password_file")))
             if args.get("forged"):
                 # Same kid, another key: what a forger who read the public key id would send.
                 private = _jwt.throwaway_private_pem()

@@ -10,6 +10,7 @@ import secrets
 import stat
 import string
 from pathlib import Path
+from typing import Any
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 MIN_LENGTH = 24
@@ -71,10 +72,13 @@ def ensure(base: Path, unit: str, name: str, length: int = 40, check_mode: bool 
     return value, True
 
 
-def ensure_keypair(base: Path, unit: str, name: str, check_mode: bool = False) -> tuple[str, bool]:
+def ensure_keypair(base: Path, unit: str, name: str, check_mode: bool = False,
+                   vault: Any = None) -> tuple[str, bool]:
     """An Ed25519 signing key pair: ``<name>.pem`` (private, 0600) and ``<name>.pub.pem``.
 
-    Returns (public key PEM, created). Services get only the public half.
+    Returns (public key PEM, created). Services get only the public half. With ``vault``
+    (an object with ``encrypt``/``decrypt``, see _jwt.Vault) the private key is kept
+    Ansible Vault-encrypted; a plain one found there is encrypted in place.
     """
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -84,9 +88,13 @@ def ensure_keypair(base: Path, unit: str, name: str, check_mode: bool = False) -
     if private_path.exists():
         check_permissions(private_path.parent)
         check_permissions(private_path)
-        key = serialization.load_pem_private_key(private_path.read_bytes(), password=None)
+        stored = private_path.read_bytes()
+        pem = vault.decrypt(stored, private_path) if vault is not None else stored
+        key = serialization.load_pem_private_key(pem, password=None)
         if not isinstance(key, Ed25519PrivateKey):
             raise SecretError(f"{private_path} is not an Ed25519 private key: move it away to have one generated")
+        if vault is not None and not check_mode and pem == stored:
+            _write_private(private_path, vault.encrypt(pem), replace=True)
         created = False
     else:
         key = Ed25519PrivateKey.generate()
@@ -97,15 +105,24 @@ def ensure_keypair(base: Path, unit: str, name: str, check_mode: bool = False) -
                 check_permissions(directory)
             pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                     serialization.NoEncryption())
-            fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(pem)
+            _write_private(private_path, vault.encrypt(pem) if vault is not None else pem, replace=False)
     public = key.public_key().public_bytes(serialization.Encoding.PEM,
                                            serialization.PublicFormat.SubjectPublicKeyInfo).decode()
     if not check_mode and (not public_path.exists() or public_path.read_text() != public):
         public_path.write_text(public)
         public_path.chmod(0o644)
     return public, created
+
+
+def _write_private(path: Path, data: bytes, replace: bool) -> None:
+    """0600 from the first byte; O_EXCL for a new key, an atomic rename for a re-encrypted one."""
+    target = path.with_name(path.name + ".tmp") if replace else path
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if replace else os.O_EXCL)
+    fd = os.open(target, flags, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    if replace:
+        os.replace(target, path)
 
 
 def previous_path(path: Path) -> Path:

@@ -21,6 +21,7 @@ description:
 author: mlstack maintainers (@aiops)
 extends_documentation_fragment:
   - aiops.mlstack.controller
+  - aiops.mlstack.vault
 options:
   unit:
     description: The unit, which is also the audience its tokens must carry.

@@ -23,6 +23,7 @@ description:
 author: mlstack maintainers (@aiops)
 extends_documentation_fragment:
   - aiops.mlstack.controller
+  - aiops.mlstack.vault
 options:
   dir:
     description: The secrets directory on the controller; the key set lives in its C(jwt) subdirectory.

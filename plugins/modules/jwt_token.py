@@ -21,6 +21,7 @@ description:
 author: mlstack maintainers (@aiops)
 extends_documentation_fragment:
   - aiops.mlstack.controller
+  - aiops.mlstack.vault
 options:
   dir:
     description: The secrets directory on the controller.

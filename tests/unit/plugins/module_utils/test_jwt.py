@@ -84,3 +84,49 @@ def test_a_signing_key_others_can_read_is_refused_with_the_fix(base: Path) -> No
     os.chmod(base / "jwt" / "signing.pem", 0o644)
     with pytest.raises(SecretError, match="chmod 600"):
         _jwt.signing_key(base)
+
+
+def vault_file(tmp_path: Path, password: str, mode: int = 0o600) -> Path:
+    path = tmp_path / "vault-pass"
+    path.write_text(password + "\n")
+    path.chmod(mode)
+    return path
+
+
+def test_vaulted_keys_are_encrypted_at_rest_and_still_sign(tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets"
+    secrets.mkdir(mode=0o700)
+    vault = _jwt.Vault(vault_file(tmp_path, "correct-horse-battery-staple"))
+    _jwt.ensure_current(secrets, vault=vault)
+    assert (secrets / "jwt" / "signing.pem").read_bytes().startswith(b"$ANSIBLE_VAULT")
+    private, kid = _jwt.signing_key(secrets, vault)
+    token, _exp = _jwt.mint(private, "op", "chat", [], 60, kid=kid)
+    [published] = _jwt.published(secrets)
+    assert jwt.decode(token, public_key(published["public"]), algorithms=["EdDSA"], audience="chat")["sub"] == "op"
+    with pytest.raises(SecretError, match="give vault_password_file"):
+        _jwt.signing_key(secrets)
+    with pytest.raises(SecretError, match="cannot be decrypted with this vault password"):
+        _jwt.signing_key(secrets, _jwt.Vault(vault_file(tmp_path, "another-long-password-here")))
+
+
+def test_a_plain_key_is_encrypted_in_place_when_a_vault_is_given(base: Path, tmp_path: Path) -> None:
+    assert not (base / "jwt" / "signing.pem").read_bytes().startswith(b"$ANSIBLE_VAULT")
+    _jwt.ensure_current(base, vault=_jwt.Vault(vault_file(tmp_path, "correct-horse-battery-staple")))
+    stored = base / "jwt" / "signing.pem"
+    assert stored.read_bytes().startswith(b"$ANSIBLE_VAULT") and oct(stored.stat().st_mode & 0o777) == "0o600"
+
+
+@pytest.mark.parametrize(("password", "mode", "message"), [
+    ("short", 0o600, "too weak"),
+    ("aaaaaaaaaaaaaaaaaaaaaaaa", 0o600, "too weak"),
+    ("correct-horse-battery-staple", 0o644, "chmod 600"),
+])
+def test_weak_or_exposed_vault_passwords_are_refused(tmp_path: Path, password: str, mode: int,
+                                                     message: str) -> None:
+    with pytest.raises(SecretError, match=message):
+        _jwt.Vault(vault_file(tmp_path, password, mode))
+
+
+def test_a_missing_vault_password_file_names_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(SecretError, match="does not exist: create it"):
+        _jwt.Vault(tmp_path / "nope")
