@@ -13,7 +13,7 @@ fi
 mkdir -p "$conf_dir" /tmp/neo4j/run
 cp /var/lib/neo4j/conf/neo4j.conf "$conf_dir/neo4j.conf"
 # NEO4J_server_memory_heap_max__size=512m -> server.memory.heap.max_size=512m
-# (as the official image maps them; later lines win in neo4j.conf).
+# (as the official image maps them).
 while IFS='=' read -r name value; do
     case "$name" in
         NEO4J_AUTH|NEO4J_AUTH_PATH|NEO4J_HOME|NEO4J_CONF|NEO4J_ACCEPT_LICENSE_AGREEMENT) continue ;;
@@ -24,7 +24,10 @@ while IFS='=' read -r name value; do
     setting="${setting//__/@}"
     setting="${setting//_/.}"
     setting="${setting//@/_}"
-    printf '%s=%s\n' "$setting" "$value" >> "$conf_dir/neo4j.conf"
+    # Neo4j refuses a setting declared twice: replace the baked line.
+    grep -v -F -e "$setting=" "$conf_dir/neo4j.conf" > "$conf_dir/neo4j.conf.new" || true
+    printf '%s=%s\n' "$setting" "$value" >> "$conf_dir/neo4j.conf.new"
+    mv "$conf_dir/neo4j.conf.new" "$conf_dir/neo4j.conf"
 done < <(env)
 
 # Heap flags go to the JVM directly: there is no neo4j launcher script here.
@@ -43,7 +46,7 @@ elif [ -n "${NEO4J_AUTH:-}" ]; then
 fi
 
 if [ "$auth" = none ]; then
-    printf 'dbms.security.auth_enabled=false\n' >> "$conf_dir/neo4j.conf"
+    sed -i 's/^dbms.security.auth_enabled=.*/dbms.security.auth_enabled=false/' "$conf_dir/neo4j.conf"
 elif [ -n "$auth" ]; then
     user="${auth%%/*}"
     password="${auth#*/}"
