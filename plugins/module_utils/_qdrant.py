@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Checks of a Qdrant server over its REST API, as evidence records.
 
-Standard library HTTP (urllib), so that the module needs nothing on the target. Tests run
+HTTP through ansible's open_url, so that the module needs nothing on the target. Tests run
 it against recorded responses of a Qdrant 1.x server (no server can be had on the build
 machines); the records then carry ``fake``.
 """
@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import secrets
 import urllib.error
-import urllib.request
 from typing import Any
+
+from ansible.module_utils.urls import open_url
 
 from ansible_collections.aiops.mlstack.plugins.module_utils._evidence import record, scrub, stopwatch
 
@@ -21,12 +22,12 @@ from ansible_collections.aiops.mlstack.plugins.module_utils._evidence import rec
 def _call(base: str, method: str, path: str, api_key: str | None, body: Any, timeout: float) -> tuple[int, Any]:
     """(HTTP status, decoded JSON body or text); an HTTP error status is a result, not an exception."""
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(base.rstrip("/") + path, data=data, method=method)
-    request.add_header("Content-Type", "application/json")
+    headers = {"Content-Type": "application/json"}
     if api_key is not None:
-        request.add_header("api-key", api_key)
+        headers["api-key"] = api_key
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - http(s) URL from the module
+        with open_url(base.rstrip("/") + path, data=data, method=method, headers=headers, timeout=timeout,
+                      use_proxy=False) as response:
             status, raw = response.status, response.read()
     except urllib.error.HTTPError as exc:
         status, raw = exc.code, exc.read()
@@ -69,14 +70,15 @@ def check_qdrant(unit: str, url: str, api_key: str, timeout: float = 10.0,
     steps: dict[str, Any] = {"collection": name}
     try:
         with stopwatch() as took:
-            status, _ = _call(url, "PUT", f"/collections/{name}", api_key,
+            status, reply = _call(url, "PUT", f"/collections/{name}", api_key,
                               {"vectors": {"size": 4, "distance": "Cosine"}}, timeout)
-            steps["created"] = status == 200
-            status, _ = _call(url, "PUT", f"/collections/{name}/points?wait=true", api_key,
+            steps["created"] = status == 200 and isinstance(reply, dict) and reply.get("result") is True
+            status, reply = _call(url, "PUT", f"/collections/{name}/points?wait=true", api_key,
                               {"points": [{"id": 1, "vector": [0.1, 0.2, 0.3, 0.4], "payload": {"probe": name}},
                                           {"id": 2, "vector": [0.4, 0.3, 0.2, 0.1], "payload": {"probe": "other"}}]},
                               timeout)
-            steps["upserted"] = status == 200
+            steps["upserted"] = status == 200 and isinstance(reply, dict) and \
+                reply.get("result", {}).get("status") == "completed"
             status, body = _call(url, "POST", f"/collections/{name}/points/search", api_key,
                                  {"vector": [0.1, 0.2, 0.3, 0.4], "limit": 1, "with_payload": True}, timeout)
             hits = body.get("result") if isinstance(body, dict) else None
@@ -85,8 +87,8 @@ def check_qdrant(unit: str, url: str, api_key: str, timeout: float = 10.0,
         steps["latency_ms"] = took["ms"]
     finally:
         # Delete even after a failed step, so that a check leaves no collection behind.
-        status, _ = _call(url, "DELETE", f"/collections/{name}", api_key, None, timeout)
-        steps["deleted"] = status == 200
+        status, reply = _call(url, "DELETE", f"/collections/{name}", api_key, None, timeout)
+        steps["deleted"] = status == 200 and isinstance(reply, dict) and reply.get("result") is True
     ok = all(steps.get(k) for k in ("created", "upserted", "nearest_is_probe", "deleted"))
     rec("collection_round_trip", ok, steps, "create, upsert two points, search the nearest, delete")
     return records

@@ -57,7 +57,8 @@ def neo4j_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
         IMAGE, name=NAME, detach=True, network=NETWORK, labels=LABEL,
         environment={"NEO4J_AUTH_PATH": "/run/secrets/neo4j_auth"},
         volumes={str(secrets_dir): {"bind": "/run/secrets", "mode": "ro"}},
-        read_only=True, tmpfs={"/tmp": "rw,noexec,nosuid,size=64m", "/logs": "rw,noexec,nosuid,size=64m,uid=7474,gid=7474"},
+        read_only=True,
+        tmpfs={"/tmp": "rw,noexec,nosuid,size=64m", "/logs": "rw,noexec,nosuid,size=64m,uid=7474,gid=7474"},
         cap_drop=["ALL"], security_opt=["no-new-privileges:true"], mem_limit="1g", pids_limit=512,
     )
     try:
