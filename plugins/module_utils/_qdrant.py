@@ -70,15 +70,14 @@ def check_qdrant(unit: str, url: str, api_key: str, timeout: float = 10.0,
     steps: dict[str, Any] = {"collection": name}
     try:
         with stopwatch() as took:
-            status, reply = _call(url, "PUT", f"/collections/{name}", api_key,
-                              {"vectors": {"size": 4, "distance": "Cosine"}}, timeout)
+            schema = {"vectors": {"size": 4, "distance": "Cosine"}}
+            status, reply = _call(url, "PUT", f"/collections/{name}", api_key, schema, timeout)
             steps["created"] = status == 200 and isinstance(reply, dict) and reply.get("result") is True
-            status, reply = _call(url, "PUT", f"/collections/{name}/points?wait=true", api_key,
-                              {"points": [{"id": 1, "vector": [0.1, 0.2, 0.3, 0.4], "payload": {"probe": name}},
-                                          {"id": 2, "vector": [0.4, 0.3, 0.2, 0.1], "payload": {"probe": "other"}}]},
-                              timeout)
-            steps["upserted"] = status == 200 and isinstance(reply, dict) and \
-                reply.get("result", {}).get("status") == "completed"
+            points = {"points": [{"id": 1, "vector": [0.1, 0.2, 0.3, 0.4], "payload": {"probe": name}},
+                                 {"id": 2, "vector": [0.4, 0.3, 0.2, 0.1], "payload": {"probe": "other"}}]}
+            status, reply = _call(url, "PUT", f"/collections/{name}/points?wait=true", api_key, points, timeout)
+            completed = isinstance(reply, dict) and reply.get("result", {}).get("status") == "completed"
+            steps["upserted"] = status == 200 and completed
             status, body = _call(url, "POST", f"/collections/{name}/points/search", api_key,
                                  {"vector": [0.1, 0.2, 0.3, 0.4], "limit": 1, "with_payload": True}, timeout)
             hits = body.get("result") if isinstance(body, dict) else None
