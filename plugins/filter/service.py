@@ -35,6 +35,15 @@ def service_wiring(hostvars: Mapping[str, Any], unit: str, units: list[str]) -> 
             env.update(POSTGRES_HOST=dep, POSTGRES_PORT=port, POSTGRES_USER=ident, POSTGRES_DB=ident,
                        POSTGRES_PASSWORD_FILE="/run/secrets/postgres_password")
             secrets["postgres_password"] = [dep, ident]
+        elif role == "neo4j":
+            # Community edition has one user: every client shares the neo4j user's password.
+            env.update(NEO4J_URI=f"bolt://{dep}:{port}", NEO4J_USER="neo4j",
+                       NEO4J_PASSWORD_FILE="/run/secrets/neo4j_password")
+            secrets["neo4j_password"] = [dep, "neo4j"]
+        elif role == "qdrant":
+            # One API key per Qdrant unit (a read-write key; Qdrant has no per-client keys).
+            env.update(QDRANT_URL=f"http://{dep}:{port}", QDRANT_API_KEY_FILE="/run/secrets/qdrant_api_key")
+            secrets["qdrant_api_key"] = [dep, "api_key"]
         else:
             # Another service: reachable by its unit name on the backend network.
             env[f"{db_identifier(dep).upper()}_URL"] = f"http://{dep}:{port}"

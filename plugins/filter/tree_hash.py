@@ -11,11 +11,15 @@ from typing import Any
 _BUILD_LEFTOVERS = ("__pycache__", "build", "dist")
 
 
-def _ignored(relative: Path) -> bool:
-    """Caches, local environments, pip's build leftovers and the injected CA are not part of a recipe."""
+def _ignored(relative: Path, maven: bool = False) -> bool:
+    """Caches, local environments, pip's build leftovers and the injected CA are not part of a recipe.
+
+    Neither is a Maven recipe's lib/: the jars are fetched from its pom.xml, which is hashed.
+    """
     hidden = any(part.startswith(".") or part in _BUILD_LEFTOVERS or part.endswith(".egg-info")
                  for part in relative.parts)
-    return hidden or relative.name == "host-ca.crt"
+    fetched = maven and relative.parts[0] == "lib"
+    return hidden or fetched or relative.name == "host-ca.crt"
 
 
 def tree_hash(path: str, length: int = 12) -> str:
@@ -23,8 +27,9 @@ def tree_hash(path: str, length: int = 12) -> str:
     root = Path(path)
     if not root.is_dir():
         raise ValueError(f"build recipe directory {path} does not exist")
+    maven = (root / "pom.xml").is_file()
     digest = hashlib.sha256()
-    for file in sorted(p for p in root.rglob("*") if p.is_file() and not _ignored(p.relative_to(root))):
+    for file in sorted(p for p in root.rglob("*") if p.is_file() and not _ignored(p.relative_to(root), maven)):
         digest.update(str(file.relative_to(root)).encode() + b"\0")
         digest.update(file.read_bytes() + b"\0")
     return digest.hexdigest()[:length]

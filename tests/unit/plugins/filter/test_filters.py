@@ -79,3 +79,36 @@ def test_tree_hash_ignores_build_leftovers(tmp_path: Path) -> None:
         (tmp_path / leftover).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / leftover).write_text("noise")
     assert tree_hash(str(tmp_path)) == before
+
+
+def test_service_wiring_of_the_graph_and_vector_databases() -> None:
+    from ansible_collections.aiops.mlstack.plugins.filter.service import service_wiring
+
+    hostvars = {
+        "neo4j": {"mlstack_unit_kind": "database", "mlstack_unit_role": "neo4j", "mlstack_port": 7687},
+        "qdrant": {"mlstack_unit_kind": "database", "mlstack_unit_role": "qdrant", "mlstack_port": 6333},
+        "memory": {"mlstack_unit_kind": "service", "mlstack_unit_role": "ml_service", "mlstack_port": 8001,
+                   "mlstack_depends_on": ["neo4j", "qdrant"]},
+    }
+    wiring = service_wiring(hostvars, "memory", list(hostvars))
+    env = wiring["env"]
+    assert env["NEO4J_URI"] == "bolt://neo4j:7687" and env["NEO4J_USER"] == "neo4j"
+    assert env["NEO4J_PASSWORD_FILE"] == "/run/secrets/neo4j_password"
+    assert env["QDRANT_URL"] == "http://qdrant:6333"
+    assert env["QDRANT_API_KEY_FILE"] == "/run/secrets/qdrant_api_key"
+    assert wiring["secrets"] == {"neo4j_password": ["neo4j", "neo4j"], "qdrant_api_key": ["qdrant", "api_key"]}
+
+
+def test_tree_hash_of_a_maven_recipe_ignores_the_fetched_jars(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM x\n")
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "a.jar").write_text("jar")
+    without_pom = tree_hash(str(tmp_path))
+    (tmp_path / "lib" / "a.jar").write_text("other jar")
+    assert tree_hash(str(tmp_path)) != without_pom, "lib/ is content when no pom.xml fetches it"
+    (tmp_path / "pom.xml").write_text("<project/>")
+    with_pom = tree_hash(str(tmp_path))
+    (tmp_path / "lib" / "a.jar").write_text("fetched again")
+    assert tree_hash(str(tmp_path)) == with_pom
+    (tmp_path / "pom.xml").write_text("<project><version>2</version></project>")
+    assert tree_hash(str(tmp_path)) != with_pom
