@@ -147,6 +147,12 @@ def plan(current: dict[str, Any] | None, desired: dict[str, Any], desired_hash: 
         return Plan("recreate", reason, before, after, changed)
     if not running:
         return Plan("start", "container exists but is not running", before, after, [])
+    # The hash cannot see a network disconnected behind the module's back (a removed and
+    # re-created network): the unit would stay healthy inside and unreachable outside.
+    attached = set((current.get("NetworkSettings") or {}).get("Networks") or {})
+    detached = sorted(net["name"] for net in desired["networks"] if net["name"] not in attached)
+    if detached and recreate != "never":
+        return Plan("recreate", f"declared network(s) {detached} no longer attached", before, after, ["networks"])
     return Plan("none", "container matches its declared spec", before, after, [])
 
 

@@ -45,7 +45,8 @@ class FakeEngine:
                        if not v.startswith("/")],
             "Config": {"Image": kwargs["image"], "Labels": kwargs["labels"]},
             "State": {"Running": False, "Health": {"Status": "healthy", "Log": []}},
-            "NetworkSettings": {"Networks": {kwargs.get("network", "bridge"): {"IPAddress": "172.18.0.9"}}},
+            "NetworkSettings": {"Networks": {net: {"IPAddress": "172.18.0.9"} for net in
+                                             [kwargs.get("network", "bridge")] + [n["name"] for n in extra_networks]}},
         }
 
     def start(self, name: str) -> None:
@@ -426,3 +427,14 @@ def test_an_unhealthy_serving_container_is_not_called_last_good() -> None:
         deploy(engine, {**SPEC, "image": "img:2"}, update_order="start-first")
     assert err.value.result["last_good"] is None
     assert "not healthy either" in err.value.result["failure"]["kept"]
+
+
+
+def test_a_network_detached_behind_the_modules_back_is_repaired_by_a_recreate() -> None:
+    engine = FakeEngine()
+    deploy(engine)
+    engine.containers["mlstack-redis"]["NetworkSettings"]["Networks"] = {}
+    result = deploy(engine)
+    assert result["action"] == "recreate" and "['backend'] no longer attached" in result["reason"]
+    assert "backend" in engine.containers["mlstack-redis"]["NetworkSettings"]["Networks"]
+    assert deploy(engine)["action"] == "none"
