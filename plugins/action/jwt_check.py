@@ -16,6 +16,7 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.aiops.mlstack.plugins.module_utils import _jwt, _security
 from ansible_collections.aiops.mlstack.plugins.module_utils._evidence import record
 from ansible_collections.aiops.mlstack.plugins.module_utils._secrets import SecretError
+from ansible_collections.aiops.mlstack.plugins.plugin_utils._vault import vault_of
 
 
 def _status(method: str, url: str, token: str | None, timeout: float) -> int:
@@ -48,7 +49,7 @@ class ActionModule(ActionBase):
             with open_url(base + "/openapi.json", timeout=timeout) as response:
                 endpoints = _security.v1_endpoints(json.load(response))
             private, kid = _jwt.signing_key(Path(str(args["dir"])).expanduser(),
-                                            _jwt.vault_of(args.get("vault_password_file")))
+                                            vault_of(args.get("vault_password_file")))
             tokens = {
                 "valid": _jwt.mint(private, "mlstack-security-check", unit, [], 120, kid=kid)[0],
                 "no_token": None,

@@ -12,6 +12,7 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.aiops.mlstack.plugins.module_utils import _jwt
 from ansible_collections.aiops.mlstack.plugins.module_utils._secrets import SecretError
+from ansible_collections.aiops.mlstack.plugins.plugin_utils._vault import vault_of
 
 STATES = ("present", "staged", "promoted")
 
@@ -36,7 +37,7 @@ class ActionModule(ActionBase):
             overlap = int(args.get("overlap", 3600))
             if overlap < 0:
                 raise SecretError(f"overlap={overlap}: seconds a former key stays accepted, 0 or more")
-            vault = _jwt.vault_of(args.get("vault_password_file"))
+            vault = vault_of(args.get("vault_password_file"))
             if _jwt.ensure_current(base, check, vault)[1]:
                 changed.append("signing key created")
             if state in ("staged", "promoted") and _jwt.stage(base, check, vault)[1]:

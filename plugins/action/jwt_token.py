@@ -11,6 +11,7 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.aiops.mlstack.plugins.module_utils import _jwt
 from ansible_collections.aiops.mlstack.plugins.module_utils._secrets import SecretError
+from ansible_collections.aiops.mlstack.plugins.plugin_utils._vault import vault_of
 
 
 class ActionModule(ActionBase):
@@ -29,7 +30,7 @@ class ActionModule(ActionBase):
             scopes = scopes.split()
         try:
             private, kid = _jwt.signing_key(Path(str(args["dir"])).expanduser(),
-                                            _jwt.vault_of(args.get("vault_password_file")))
+                                            vault_of(args.get("vault_password_file")))
             if args.get("forged"):
                 # Same kid, another key: what a forger who read the public key id would send.
                 private = _jwt.throwaway_private_pem()

@@ -28,53 +28,12 @@ from ansible_collections.aiops.mlstack.plugins.module_utils._secrets import (
 )
 
 UNIT = "jwt"
-MIN_VAULT_PASSWORD = 16
 CURRENT, NEXT = "signing", "next"
 MAX_TTL_S = 86400
 ISSUER = "mlstack"
 
 
-class Vault:
-    """Ansible Vault for the private keys, from a password file that is checked first.
-
-    A missing, unreadable, loosely permitted or weak password file is refused before any
-    key is touched, with the fix.
-    """
-
-    def __init__(self, password_file: str | Path) -> None:
-        from ansible.parsing.vault import VaultLib, VaultSecret
-
-        path = Path(password_file).expanduser()
-        if not path.is_file():
-            raise SecretError(f"vault password file {path} does not exist: create it (mode 0600, at least "
-                              f"{MIN_VAULT_PASSWORD} characters) or leave vault_password_file unset")
-        check_permissions(path)
-        password = path.read_bytes().strip()
-        if len(password) < MIN_VAULT_PASSWORD or len(set(password)) < 8:
-            raise SecretError(f"vault password in {path} is too weak: use at least {MIN_VAULT_PASSWORD} characters "
-                              "with at least 8 different ones (e.g. 'openssl rand -base64 32 > FILE')")
-        self._lib = VaultLib([("default", VaultSecret(password))])
-
-    def encrypt(self, data: bytes) -> bytes:
-        return self._lib.encrypt(data)
-
-    def decrypt(self, data: bytes, source: Path) -> bytes:
-        from ansible.parsing.vault import AnsibleVaultError, is_encrypted
-
-        if not is_encrypted(data):
-            return data
-        try:
-            return self._lib.decrypt(data)
-        except AnsibleVaultError:
-            raise SecretError(f"{source} cannot be decrypted with this vault password: use the password it "
-                              "was encrypted with") from None
-
-
-def vault_of(password_file: str | Path | None) -> Vault | None:
-    return Vault(password_file) if password_file else None
-
-
-def _plain(data: bytes, source: Path, vault: Vault | None) -> bytes:
+def _plain(data: bytes, source: Path, vault: Any = None) -> bytes:
     """A private key's PEM; a vaulted one without a vault password is refused with the fix."""
     if vault is not None:
         return vault.decrypt(data, source)
@@ -106,12 +65,12 @@ def _read_public(base: Path, name: str) -> str | None:
     return path.read_text() if path.exists() else None
 
 
-def ensure_current(base: Path, check_mode: bool = False, vault: Vault | None = None) -> tuple[str, bool]:
+def ensure_current(base: Path, check_mode: bool = False, vault: Any = None) -> tuple[str, bool]:
     """The signing key pair, made once. Returns (public PEM, created)."""
     return ensure_keypair(base, UNIT, CURRENT, check_mode, vault)
 
 
-def stage(base: Path, check_mode: bool = False, vault: Vault | None = None) -> tuple[str, bool]:
+def stage(base: Path, check_mode: bool = False, vault: Any = None) -> tuple[str, bool]:
     """A next key that services will accept before anybody signs with it. Returns (public PEM, created)."""
     return ensure_keypair(base, UNIT, NEXT, check_mode, vault)
 
@@ -214,7 +173,7 @@ def throwaway_private_pem() -> bytes:
                                                       serialization.NoEncryption())
 
 
-def signing_key(base: Path, vault: Vault | None = None) -> tuple[bytes, str]:
+def signing_key(base: Path, vault: Any = None) -> tuple[bytes, str]:
     """The private signing key (decrypted) and its kid; refuses a key file that others can read."""
     path = _dir(base) / f"{CURRENT}.pem"
     if not path.exists():

@@ -429,7 +429,6 @@ def test_an_unhealthy_serving_container_is_not_called_last_good() -> None:
     assert "not healthy either" in err.value.result["failure"]["kept"]
 
 
-
 def test_a_network_detached_behind_the_modules_back_is_repaired_by_a_recreate() -> None:
     engine = FakeEngine()
     deploy(engine)

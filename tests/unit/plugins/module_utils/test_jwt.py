@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives import serialization
 
 from ansible_collections.aiops.mlstack.plugins.module_utils import _jwt
 from ansible_collections.aiops.mlstack.plugins.module_utils._secrets import SecretError
+from ansible_collections.aiops.mlstack.plugins.plugin_utils._vault import Vault
 
 
 @pytest.fixture
@@ -96,7 +97,7 @@ def vault_file(tmp_path: Path, password: str, mode: int = 0o600) -> Path:
 def test_vaulted_keys_are_encrypted_at_rest_and_still_sign(tmp_path: Path) -> None:
     secrets = tmp_path / "secrets"
     secrets.mkdir(mode=0o700)
-    vault = _jwt.Vault(vault_file(tmp_path, "correct-horse-battery-staple"))
+    vault = Vault(vault_file(tmp_path, "correct-horse-battery-staple"))
     _jwt.ensure_current(secrets, vault=vault)
     assert (secrets / "jwt" / "signing.pem").read_bytes().startswith(b"$ANSIBLE_VAULT")
     private, kid = _jwt.signing_key(secrets, vault)
@@ -106,12 +107,12 @@ def test_vaulted_keys_are_encrypted_at_rest_and_still_sign(tmp_path: Path) -> No
     with pytest.raises(SecretError, match="give vault_password_file"):
         _jwt.signing_key(secrets)
     with pytest.raises(SecretError, match="cannot be decrypted with this vault password"):
-        _jwt.signing_key(secrets, _jwt.Vault(vault_file(tmp_path, "another-long-password-here")))
+        _jwt.signing_key(secrets, Vault(vault_file(tmp_path, "another-long-password-here")))
 
 
 def test_a_plain_key_is_encrypted_in_place_when_a_vault_is_given(base: Path, tmp_path: Path) -> None:
     assert not (base / "jwt" / "signing.pem").read_bytes().startswith(b"$ANSIBLE_VAULT")
-    _jwt.ensure_current(base, vault=_jwt.Vault(vault_file(tmp_path, "correct-horse-battery-staple")))
+    _jwt.ensure_current(base, vault=Vault(vault_file(tmp_path, "correct-horse-battery-staple")))
     stored = base / "jwt" / "signing.pem"
     assert stored.read_bytes().startswith(b"$ANSIBLE_VAULT") and oct(stored.stat().st_mode & 0o777) == "0o600"
 
@@ -124,9 +125,9 @@ def test_a_plain_key_is_encrypted_in_place_when_a_vault_is_given(base: Path, tmp
 def test_weak_or_exposed_vault_passwords_are_refused(tmp_path: Path, password: str, mode: int,
                                                      message: str) -> None:
     with pytest.raises(SecretError, match=message):
-        _jwt.Vault(vault_file(tmp_path, password, mode))
+        Vault(vault_file(tmp_path, password, mode))
 
 
 def test_a_missing_vault_password_file_names_the_fix(tmp_path: Path) -> None:
     with pytest.raises(SecretError, match="does not exist: create it"):
-        _jwt.Vault(tmp_path / "nope")
+        Vault(tmp_path / "nope")
