@@ -208,7 +208,7 @@ def test_transcripts_in_real_postgresql(real_postgres: dict[str, str], tmp_path:
     async def scenario() -> tuple[tuple[bool, str], list[tuple[str, str, str]]]:
         check = await store.check()
         await store.add("c-1", [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "hi"}])
-        conn = await store._connection()
+        conn = await store.db._connection()
         async with conn.cursor() as cur:
             await cur.execute("SELECT conversation_id, role, content FROM transcripts ORDER BY id")
             rows = await cur.fetchall()

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Protocol
 
-import psycopg
-
-from .settings import Settings, read_secret
+from .pg import PgDatabase, PgError
+from .settings import Settings
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS transcripts (
@@ -28,70 +26,34 @@ class TranscriptStore(Protocol):
     async def close(self) -> None: ...
 
 
-class TranscriptError(RuntimeError):
-    pass
+# A failed write or check says PostgreSQL's own words; chat reports it and answers anyway.
+TranscriptError = PgError
 
 
 class PgTranscripts:
-    """One connection, re-opened when it breaks; the password file is read at each connect."""
+    """chat's transcripts through the unit's one PostgreSQL connection (re-opened when it breaks)."""
 
     def __init__(self, settings: Settings, connect_timeout_s: int = 3) -> None:
-        self.settings, self.connect_timeout_s = settings, connect_timeout_s
-        self._conn: psycopg.AsyncConnection | None = None
-        self._lock = asyncio.Lock()
-        self._schema_ready = False
-
-    async def _connection(self) -> psycopg.AsyncConnection:
-        if self._conn is not None and not self._conn.closed:
-            return self._conn
-        s = self.settings
-        password = read_secret(s.postgres_password_file)
-        if password is None:
-            raise TranscriptError(f"PostgreSQL password file {s.postgres_password_file} is not readable")
-        if not (s.postgres_host and s.postgres_user and s.postgres_db):
-            raise TranscriptError("POSTGRES_HOST, POSTGRES_USER and POSTGRES_DB must be set")
-        self._conn = await psycopg.AsyncConnection.connect(
-            host=s.postgres_host, port=s.postgres_port, user=s.postgres_user, dbname=s.postgres_db,
-            password=password, connect_timeout=self.connect_timeout_s, autocommit=True,
-            application_name=f"mlstack-{s.unit}",
-        )
-        return self._conn
-
-    async def _execute(self, sql: str, rows: list[tuple[str, str, str]] | None = None) -> None:
-        async with self._lock:
-            try:
-                conn = await self._connection()
-                async with conn.cursor() as cur:
-                    if rows is None:
-                        await cur.execute(sql)
-                    else:
-                        await cur.executemany(sql, rows)
-            except psycopg.Error as exc:
-                if self._conn is not None and self._conn.broken:
-                    await self._conn.close()
-                    self._conn = None
-                raise TranscriptError(f"{type(exc).__name__}: {str(exc).strip()}") from None
+        self.settings = settings
+        self.db = PgDatabase(settings, SCHEMA, connect_timeout_s)
 
     async def ensure_schema(self) -> None:
-        if not self._schema_ready:
-            await self._execute(SCHEMA)
-            self._schema_ready = True
+        await self.db.execute("SELECT 1")
 
     async def add(self, conversation_id: str, messages: list[dict[str, str]]) -> None:
-        await self.ensure_schema()
-        rows = [(conversation_id, m["role"], m["content"]) for m in messages]
-        await self._execute("INSERT INTO transcripts (conversation_id, role, content) VALUES (%s, %s, %s)", rows)
+        if not messages:
+            return
+        values = ", ".join(["(%s, %s, %s)"] * len(messages))
+        params = tuple(v for m in messages for v in (conversation_id, m["role"], m["content"]))
+        await self.db.execute(f"INSERT INTO transcripts (conversation_id, role, content) VALUES {values}", params)
 
     async def check(self) -> tuple[bool, str]:
         try:
-            await self.ensure_schema()
-            await self._execute("SELECT 1 FROM transcripts LIMIT 1")
-        except TranscriptError as exc:
+            await self.db.execute("SELECT 1 FROM transcripts LIMIT 1")
+        except PgError as exc:
             return False, str(exc)
         s = self.settings
         return True, f"connected to {s.postgres_db} as {s.postgres_user}; transcripts table ready"
 
     async def close(self) -> None:
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
+        await self.db.close()
