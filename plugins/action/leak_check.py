@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.aiops.mlstack.plugins.module_utils import _security
@@ -29,7 +30,7 @@ def _texts(paths: list[str]) -> dict[str, str]:
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("dir", "paths", "unit", "fail_on_error"))
+    _VALID_ARGS = frozenset(("dir", "paths", "unit", "fail_on_error", "tokens"))
     _requires_connection = False
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -39,11 +40,13 @@ class ActionModule(ActionBase):
             return {**result, "failed": True, "msg": "aiops.mlstack.leak_check: 'dir' and 'paths' are required"}
         secrets = _security.secret_values(Path(str(args["dir"])).expanduser())
         texts = _texts([str(p) for p in args["paths"]])
-        found = _security.leaks(secrets, texts)
+        tokens = boolean(args.get("tokens", True), strict=False)
+        found = _security.leaks(secrets, texts, tokens=tokens)
         ok = not found
         message = (f"none of {len(secrets)} generated secret(s) in {len(texts)} file(s)" if ok
                    else f"generated secrets found in {len(found)} file(s): {found}")
         rec = record(str(args.get("unit") or "security"), "secrets_not_leaked", ok,
-                     {"generated_files": len(secrets), "files_searched": len(texts), "found_in": found}, message)
+                     {"generated_files": len(secrets), "files_searched": len(texts), "found_in": found,
+                      "searched": [str(p) for p in args["paths"]], "signed_jwts_searched": tokens}, message)
         return {**result, "changed": False, "evidence": rec, "msg": message,
                 "failed": not ok and bool(args.get("fail_on_error", True))}

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ansible_collections.aiops.mlstack.plugins.module_utils._gpu_placement import request_errors
+from ansible_collections.aiops.mlstack.plugins.module_utils._security import HARDENING_RULES
 
 # The fields of a unit's catalog entry (its host vars) that the collection reads.
 CATALOG_FIELDS = ("mlstack_unit_kind", "mlstack_unit_role", "mlstack_port", "mlstack_host_port", "mlstack_docker_host",
@@ -20,8 +21,8 @@ CATALOG_FIELDS = ("mlstack_unit_kind", "mlstack_unit_role", "mlstack_port", "mls
                   "mlstack_security_exceptions", "mlstack_privileged", "mlstack_gpu", "mlstack_gpu_memory_mb",
                   "mlstack_gpu_device")
 # What a unit may declare it does without (a reason is required); all else is enforced and checked.
-SECURITY_RULES = ("jwt", "non_root", "cap_drop_all", "read_only_root", "not_privileged", "no_new_privileges",
-                  "pids_limit", "memory_limit", "cpu_limit", "no_docker_socket", "healthcheck")
+# The hardening rules are the ones the verify role judges, so the two lists cannot drift apart.
+SECURITY_RULES = ("jwt", *HARDENING_RULES)
 UPDATE_ORDERS = ("start-first", "stop-first")
 UNIT_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
 KINDS = ("database", "service")

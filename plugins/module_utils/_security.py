@@ -23,7 +23,13 @@ METHODS = ("get", "post", "put", "patch", "delete")
 # Runtime settings of a hardened unit, as Docker reports them; a unit that needs an
 # exception names it in its catalog entry (mlstack_hardening_exceptions).
 HARDENING_RULES = ("non_root", "cap_drop_all", "read_only_root", "not_privileged", "no_new_privileges",
-                   "pids_limit", "memory_limit", "cpu_limit", "no_docker_socket", "healthcheck")
+                   "pids_limit", "memory_limit", "cpu_limit", "no_docker_socket", "healthcheck",
+                   "published_ports", "no_host_network")
+
+# A signed JWT (header.claims.signature, base64url, JSON header and claims): the stack's
+# bearer credential. None belongs in a log or an evidence bundle, expired or not.
+JWT_RE = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}")
+JWT_LEAK = "a signed JWT (bearer token)"
 
 
 def v1_endpoints(openapi: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -52,8 +58,19 @@ def judge_attack(attack: str, answers: Mapping[str, int]) -> tuple[bool, str]:
     return True, f"{_ATTACK_WORDS[attack]} refused with 401 by all {len(answers)} endpoint(s)"
 
 
-def hardening_findings(inspect: Mapping[str, Any], exceptions: Iterable[str] = ()) -> dict[str, str]:
-    """Rule -> what Docker reports that breaks it; rules the unit declared as exceptions are skipped."""
+def published_host_ports(inspect: Mapping[str, Any]) -> list[int]:
+    """The host ports a container publishes, as Docker reports its port bindings."""
+    bindings = (inspect.get("HostConfig") or {}).get("PortBindings") or {}
+    return sorted({int(b["HostPort"]) for spec in bindings.values() for b in spec or [] if b.get("HostPort")})
+
+
+def hardening_findings(inspect: Mapping[str, Any], exceptions: Iterable[str] = (),
+                       host_ports: Iterable[int | str | None] | None = None) -> dict[str, str]:
+    """Rule -> what Docker reports that breaks it; rules the unit declared as exceptions are skipped.
+
+    ``host_ports`` are the ports the unit's catalog entry publishes (``mlstack_host_port``);
+    given, the container must publish exactly those (a database none) and no others.
+    """
     config = inspect.get("Config") or {}
     host = inspect.get("HostConfig") or {}
     user = str(config.get("User") or "")
@@ -72,7 +89,14 @@ def hardening_findings(inspect: Mapping[str, Any], exceptions: Iterable[str] = (
                       f"NanoCpus={host.get('NanoCpus')}"),
         "no_docker_socket": (not any("docker.sock" in m for m in mounts), "a mount of the Docker socket"),
         "healthcheck": (bool((config.get("Healthcheck") or {}).get("Test")), "no healthcheck"),
+        "no_host_network": (host.get("NetworkMode") != "host", "NetworkMode=host (every port of the unit on the host)"),
     }
+    if host_ports is not None:
+        declared = sorted({int(p) for p in host_ports if p not in (None, "")})
+        published = published_host_ports(inspect)
+        publish_all = " (PublishAllPorts)" if host.get("PublishAllPorts") else ""
+        checks["published_ports"] = (published == declared and not publish_all,
+                                     f"published {published}{publish_all}, declared {declared}")
     allowed = set(exceptions)
     return {rule: detail for rule, (ok, detail) in checks.items() if not ok and rule not in allowed}
 
@@ -93,11 +117,13 @@ def secret_values(secrets_dir: Path) -> dict[str, list[str]]:
     return out
 
 
-def leaks(secrets: Mapping[str, list[str]], texts: Mapping[str, str]) -> dict[str, list[str]]:
-    """Text name -> names (never values) of the secrets found in it."""
+def leaks(secrets: Mapping[str, list[str]], texts: Mapping[str, str], tokens: bool = True) -> dict[str, list[str]]:
+    """Text name -> names (never values) of the secrets found in it; with ``tokens``, any signed JWT too."""
     found: dict[str, list[str]] = {}
     for text_name, text in texts.items():
         names = [name for name, pieces in secrets.items() if any(piece in text for piece in pieces)]
+        if tokens and JWT_RE.search(text):
+            names.append(JWT_LEAK)
         if names:
             found[text_name] = names
     return found

@@ -13,6 +13,8 @@ description:
   - Reads every generated secret under O(dir) on the controller (passwords; private keys by each
     line of their body; public keys and rotation times are not secret) and searches the files
     under O(paths) for them, for instance C(evidence/) and the run's log.
+  - With O(tokens), any signed JWT (C(header.claims.signature), the stack's bearer credential,
+    expired or not, whoever signed it) found in those files is a leak too.
   - Returns one evidence record C(secrets_not_leaked) that names the files and the secrets
     found, never their values.
   - This is an action plugin that runs on the controller.
@@ -29,6 +31,10 @@ options:
     type: list
     elements: path
     required: true
+  tokens:
+    description: Also report any signed JWT found in the files (a token belongs under C(no_log), never in a log).
+    type: bool
+    default: true
   unit:
     description: Unit the evidence record is filed under.
     type: str

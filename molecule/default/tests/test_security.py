@@ -1,10 +1,11 @@
-"""Security against the running stack: JWT key rotation with requests in flight.
+"""Security against the running stack: JWT key and password rotation with requests in flight.
 
 The rotation (playbooks/rotate_jwt.yml: stage, publish, promote, publish) runs while two
 request loops keep calling the critical units: one mints a fresh token for every request
 with whatever key signs at that moment (as operators and services do), the other keeps
 using one token minted before the rotation (a client holding a token). Both must see no
-failure. Tokens are minted with the stack's key and never printed.
+failure. Tokens are minted with the stack's key and never printed. Neither rotation may
+restart a critical unit's container: no failed request is not enough, no downtime is.
 """
 
 from __future__ import annotations
@@ -19,14 +20,37 @@ from pathlib import Path
 from typing import Any
 
 import jwt
+import redis
 import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 ROOT = Path(__file__).resolve().parents[3]
+CRITICAL = ("mlstack-redis", "mlstack-postgresql", "mlstack-llm", "mlstack-voice-interaction", "mlstack-chat")
 SECRETS = Path(os.environ.get("MLSTACK_SECRETS_DIR", Path.home() / ".local/share/mlstack/secrets"))
 VOICE = "http://127.0.0.1:8006"
 CHAT = "http://127.0.0.1:8007"
+
+
+def started() -> dict[str, str]:
+    """Each critical container's id and start time, as Docker reports them."""
+    out = subprocess.run(["docker", "inspect", "--format", "{{.Name}} {{.Id}} {{.State.StartedAt}}", *CRITICAL],
+                         capture_output=True, text=True, timeout=30, check=True).stdout
+    return {line.split()[0].lstrip("/"): " ".join(line.split()[1:]) for line in out.splitlines()}
+
+
+def redis_login(user: str, password: str) -> str:
+    """What Redis answers a login as ``user`` on its backend address: PONG or the error's class."""
+    address = subprocess.run(["docker", "inspect", "--format",
+                              "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", "mlstack-redis"],
+                             capture_output=True, text=True, timeout=30, check=True).stdout.split()[0]
+    client = redis.Redis(host=address, port=6379, username=user, password=password, socket_timeout=5)
+    try:
+        return "PONG" if client.ping() else "no answer"
+    except redis.RedisError as exc:
+        return type(exc).__name__
+    finally:
+        client.close()
 
 
 def current_key() -> tuple[Any, str]:
@@ -85,6 +109,7 @@ def test_jwt_rotation_cuts_off_no_client() -> None:
     before = current_key()
     held = {"voice-interaction": token("voice-interaction", "voice:session", before),
             "chat": token("chat", "chat:complete", before)}
+    containers = started()
     loops = [Loop(created.json()["id"], None), Loop(created.json()["id"], held)]
     threads = [threading.Thread(target=loop.run, daemon=True) for loop in loops]
     for thread in threads:
@@ -105,6 +130,7 @@ def test_jwt_rotation_cuts_off_no_client() -> None:
     assert loops[0].ok > 0 and loops[1].ok > 0
     assert loops[0].failures == [], loops[0].failures[:5]
     assert loops[1].failures == [], loops[1].failures[:5]
+    assert started() == containers, "a critical container was restarted by the JWT rotation"
     # A token signed by a key the services never got is refused, rotation or not.
     forged = token("voice-interaction", "voice:session", (Ed25519PrivateKey.generate(), after[1]))
     refused = requests.get(f"{VOICE}/v1/sessions/{created.json()['id']}", timeout=5,
@@ -120,6 +146,7 @@ def test_password_rotation_cuts_off_no_request() -> None:
     before = {name: (SECRETS / "redis" / name).read_text() for name in ("voice_interaction", "chat")}
     before_pg = (SECRETS / "postgresql" / "chat").read_text()
     ok, failures, stop = [0], [], threading.Event()
+    containers = started()
 
     def loop() -> None:
         while not stop.is_set():
@@ -152,3 +179,7 @@ def test_password_rotation_cuts_off_no_request() -> None:
     print(f"password rotation: {ok[0]} ok / {len(failures)} failed")
     assert ok[0] > 0
     assert failures == [], failures[:5]
+    assert redis_login("voice_interaction", before["voice_interaction"]) == "AuthenticationError"
+    assert redis_login("voice_interaction", after["voice_interaction"]) == "PONG"
+    # Redis loads its new ACL file live (ACL LOAD), PostgreSQL changes a role's password live.
+    assert started() == containers, "a critical container was restarted by the password rotation"

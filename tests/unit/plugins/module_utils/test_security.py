@@ -79,3 +79,36 @@ def test_leaks_name_the_secret_and_the_file_never_the_value(tmp_path: Path) -> N
     found = sec.leaks(values, {"log": "x " + "A" * 40 + " y", "bundle": "PUBLICPUBLICPUBLICPUBLIC",
                                "other": "MC4CAQAwBQYDK2VwBCIEIPrivateBody"})
     assert found == {"log": ["redis/admin"], "other": ["jwt/signing.pem"]}
+
+
+@pytest.mark.parametrize(("bindings", "declared", "ok"), [
+    ({"8007/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8007"}]}, [8007], True),
+    ({}, [], True),
+    (None, [None], True),
+    ({"5432/tcp": [{"HostIp": "0.0.0.0", "HostPort": "5432"}]}, [], False),
+    ({"8007/tcp": [{"HostIp": "", "HostPort": "8007"}], "9000/tcp": [{"HostPort": "9000"}]}, ["8007"], False),
+    ({}, [8006], False),
+])
+def test_published_ports_are_exactly_the_declared_ones(bindings: Any, declared: list[Any], ok: bool) -> None:
+    inspect = {**HARDENED, "HostConfig": {**HARDENED["HostConfig"], "PortBindings": bindings}}
+    findings = sec.hardening_findings(inspect, host_ports=declared)
+    assert ("published_ports" not in findings) is ok
+    # Without the declaration the rule is not judged at all.
+    assert "published_ports" not in sec.hardening_findings(inspect)
+
+
+def test_publish_all_and_host_network_are_findings() -> None:
+    host = {**HARDENED["HostConfig"], "PublishAllPorts": True, "NetworkMode": "host"}
+    findings = sec.hardening_findings({**HARDENED, "HostConfig": host}, host_ports=[])
+    assert "PublishAllPorts" in findings["published_ports"]
+    assert "no_host_network" in findings
+
+
+def test_a_signed_jwt_in_a_text_is_a_leak_whatever_key_signed_it() -> None:
+    from ansible_collections.aiops.mlstack.plugins.module_utils import _jwt
+
+    token, _exp = _jwt.mint(_jwt.throwaway_private_pem(), "operator", "chat", ["chat:complete"], 60)
+    found = sec.leaks({}, {"log": f"Authorization: Bearer {token}", "bundle": "eyJhbGciOi is a prefix only",
+                           "report": "the token was registered under no_log"})
+    assert found == {"log": [sec.JWT_LEAK]}
+    assert sec.leaks({}, {"log": token}, tokens=False) == {}
