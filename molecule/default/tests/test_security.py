@@ -44,7 +44,8 @@ def redis_login(user: str, password: str) -> str:
     address = subprocess.run(["docker", "inspect", "--format",
                               "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", "mlstack-redis"],
                              capture_output=True, text=True, timeout=30, check=True).stdout.split()[0]
-    client = redis.Redis(host=address, port=6379, username=user, password=password, socket_timeout=5)
+    # A secret file ends with a newline; the secret is the line (aiops.mlstack.secret strips it).
+    client = redis.Redis(host=address, port=6379, username=user, password=password.strip(), socket_timeout=5)
     try:
         return "PONG" if client.ping() else "no answer"
     except redis.RedisError as exc:
