@@ -112,6 +112,9 @@ class Embedder:
     def __init__(self, model_dir: str | Path = DEFAULT_MODEL_DIR, threads: int = 1) -> None:
         import onnxruntime as ort
 
+        # Errors only (its warnings are not JSON log lines), and no telemetry: the root file system is read-only.
+        ort.set_default_logger_severity(3)
+        ort.disable_telemetry_events()
         self.model_dir = Path(model_dir)
         meta_file = self.model_dir / "model.json"
         self.meta: dict[str, Any] = json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.exists() else {}

@@ -60,6 +60,7 @@ class Settings:
     reasoning_url: str = ""
     reasoning_timeout_s: int = 20
     learning_url: str = ""
+    perception_url: str = ""
     # Every <UNIT>_URL the catalog wired, by unit name (the gateway routes to them).
     upstreams: dict[str, str] = field(default_factory=dict)
     max_body_bytes: int = 1 << 20
@@ -107,6 +108,7 @@ class Settings:
             reasoning_url=env.get("REASONING_URL", "").strip().rstrip("/"),
             reasoning_timeout_s=_int(env, "REASONING_TIMEOUT_S", 20, 1, 600),
             learning_url=env.get("LEARNING_URL", "").strip().rstrip("/"),
+            perception_url=env.get("PERCEPTION_URL", "").strip().rstrip("/"),
             upstreams={key[:-4].lower().replace("_", "-"): value.strip().rstrip("/")
                        for key, value in env.items() if key.endswith("_URL") and value.strip()},
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 1 << 20, 1024, 64 << 20),
