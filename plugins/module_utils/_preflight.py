@@ -19,12 +19,13 @@ from ansible_collections.aiops.mlstack.plugins.module_utils._security import HAR
 CATALOG_FIELDS = ("mlstack_unit_kind", "mlstack_unit_role", "mlstack_port", "mlstack_host_port", "mlstack_docker_host",
                   "mlstack_depends_on", "mlstack_optional", "mlstack_critical", "mlstack_update_order",
                   "mlstack_security_exceptions", "mlstack_privileged", "mlstack_gpu", "mlstack_gpu_memory_mb",
-                  "mlstack_gpu_device")
+                  "mlstack_gpu_device", "mlstack_data_volume")
 # What a unit may declare it does without (a reason is required); all else is enforced and checked.
 # The hardening rules are the ones the verify role judges, so the two lists cannot drift apart.
 SECURITY_RULES = ("jwt", *HARDENING_RULES)
 UPDATE_ORDERS = ("start-first", "stop-first")
 UNIT_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
+VOLUME_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 KINDS = ("database", "service")
 
 
@@ -124,6 +125,30 @@ def _check_ports(units: dict[str, dict[str, Any]], errors: list[str]) -> None:
             taken[key] = name
 
 
+def _check_volumes(units: dict[str, dict[str, Any]], errors: list[str]) -> None:
+    """A service's data volume: a Docker volume name, its own (one owner per Docker host), replaced stop-first."""
+    owners: dict[tuple[str, str], str] = {
+        (str(entry.get("mlstack_docker_host")), f"mlstack-{name}-data"): name
+        for name, entry in units.items() if entry.get("mlstack_unit_kind") == "database"}
+    for name in sorted(units):
+        volume = units[name].get("mlstack_data_volume")
+        if not volume:
+            continue
+        if not isinstance(volume, str) or not VOLUME_NAME_RE.match(volume):
+            errors.append(f"unit {name}: mlstack_data_volume={volume!r} is not a Docker volume name: use letters, "
+                          "digits, '_', '.' and '-', starting with a letter or digit (e.g. mlstack-<unit>-data)")
+            continue
+        key = (str(units[name].get("mlstack_docker_host")), volume)
+        if key in owners and owners[key] != name:
+            errors.append(f"unit {name}: mlstack_data_volume={volume!r} is already the data volume of unit "
+                          f"{owners[key]} on {key[0]}: give each unit its own volume")
+        else:
+            owners[key] = name
+        if (units[name].get("mlstack_update_order") or "start-first") != "stop-first":
+            errors.append(f"unit {name}: has mlstack_data_volume={volume!r} but is replaced start-first, which runs "
+                          "two containers on the volume during an update: set mlstack_update_order: stop-first")
+
+
 def _check_cycles(units: dict[str, dict[str, Any]], errors: list[str]) -> None:
     state: dict[str, int] = {}
 
@@ -156,6 +181,7 @@ def validate(units: dict[str, dict[str, Any]], docker_hosts: set[str], roles: se
     for name in sorted(units):
         _check_unit(name, units[name], units, docker_hosts, errors, roles)
     _check_ports(units, errors)
+    _check_volumes(units, errors)
     _check_cycles(units, errors)
     return errors
 

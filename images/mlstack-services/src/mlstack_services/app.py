@@ -93,8 +93,10 @@ def create_app(settings: Settings, builder: UnitBuilder | None = None) -> FastAP
         for name in unit.optional_checks:
             checks[name]["optional"] = True
         degraded = sorted(name for name in unit.optional_checks if not checks[name]["ok"])
-        return JSONResponse({"ready": ok, "unit": settings.unit, "checks": checks, "degraded": degraded},
-                            status_code=200 if ok else 503)
+        body = {"ready": ok, "unit": settings.unit, "checks": checks, "degraded": degraded}
+        if unit.backends:
+            body["backends"] = unit.backends
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     @app.get("/metrics", tags=["common"])
     async def metrics() -> PlainTextResponse:

@@ -185,3 +185,44 @@ class LearningClient:
 
     async def aclose(self) -> None:
         await self.http.aclose()
+
+
+class PerceptionClient:
+    """POST PERCEPTION_URL/v1/analyze {text} -> intent, sentiment, language; any failure is a reason string."""
+
+    def __init__(self, base_url: str, timeout_s: float = 5.0,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.base_url = base_url
+        self.http = httpx.AsyncClient(base_url=base_url or "http://perception.invalid", transport=transport,
+                                      timeout=httpx.Timeout(timeout_s, connect=2.0))
+
+    async def analyze(self, text: str, authorization: str | None) -> tuple[dict[str, Any] | None, str]:
+        if not self.base_url:
+            return None, "unavailable: PERCEPTION_URL is not set"
+        headers = {"Authorization": authorization} if authorization else {}
+        body = {"text": text[:5000], "analyses": ["intent", "language", "sentiment"]}
+        try:
+            response = await self.http.post("/v1/analyze", json=body, headers=headers)
+        except httpx.HTTPError as exc:
+            return None, f"unavailable: {_describe(exc)[1]}"
+        if response.status_code != 200:
+            return None, f"unavailable: perception unit answered {response.status_code}"
+        try:
+            found = response.json()
+            context = {"intent": str(found["intent"]["label"]), "intent_score": float(found["intent"]["score"]),
+                       "language": str(found["language"]["code"]), "sentiment": str(found["sentiment"]["label"])}
+        except (ValueError, KeyError, TypeError):
+            return None, "unavailable: perception unit answered without intent, language and sentiment"
+        return context, "used"
+
+    async def check(self) -> tuple[bool, str]:
+        if not self.base_url:
+            return False, "PERCEPTION_URL is not set"
+        try:
+            response = await self.http.get("/health")
+        except httpx.HTTPError as exc:
+            return False, f"unavailable: {_describe(exc)[1]}"
+        return response.status_code == 200, f"perception unit answered {response.status_code} on /health"
+
+    async def aclose(self) -> None:
+        await self.http.aclose()

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-UNITS = ("voice-interaction", "chat", "reasoning", "sequential-thinking", "learning", "coordination")
+UNITS = ("voice-interaction", "chat", "reasoning", "sequential-thinking", "learning", "coordination", "perception",
+         "memory")
 
 
 class ConfigError(ValueError):
@@ -59,6 +60,7 @@ class Settings:
     reasoning_url: str = ""
     reasoning_timeout_s: int = 20
     learning_url: str = ""
+    perception_url: str = ""
     # Every <UNIT>_URL the catalog wired, by unit name (the gateway routes to them).
     upstreams: dict[str, str] = field(default_factory=dict)
     max_body_bytes: int = 1 << 20
@@ -66,6 +68,13 @@ class Settings:
     conversation_ttl_s: int = 86400
     conversation_max_messages: int = 40
     history_max_chars: int = 4000
+    embedding_model_dir: str = "/opt/models/all-minilm-l6-v2"
+    data_dir: str = "/data"
+    qdrant_url: str = ""
+    qdrant_api_key_file: str = "/run/secrets/qdrant_api_key"
+    neo4j_uri: str = ""
+    neo4j_user: str = "neo4j"
+    neo4j_password_file: str = "/run/secrets/neo4j_password"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -99,6 +108,7 @@ class Settings:
             reasoning_url=env.get("REASONING_URL", "").strip().rstrip("/"),
             reasoning_timeout_s=_int(env, "REASONING_TIMEOUT_S", 20, 1, 600),
             learning_url=env.get("LEARNING_URL", "").strip().rstrip("/"),
+            perception_url=env.get("PERCEPTION_URL", "").strip().rstrip("/"),
             upstreams={key[:-4].lower().replace("_", "-"): value.strip().rstrip("/")
                        for key, value in env.items() if key.endswith("_URL") and value.strip()},
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 1 << 20, 1024, 64 << 20),
@@ -106,4 +116,11 @@ class Settings:
             conversation_ttl_s=_int(env, "CONVERSATION_TTL_S", 86400, 1, 30 * 86400),
             conversation_max_messages=_int(env, "CONVERSATION_MAX_MESSAGES", 40, 2, 1000),
             history_max_chars=_int(env, "HISTORY_MAX_CHARS", 4000, 0, 1_000_000),
+            embedding_model_dir=env.get("EMBEDDING_MODEL_DIR", "").strip() or "/opt/models/all-minilm-l6-v2",
+            data_dir=env.get("DATA_DIR", "").strip() or "/data",
+            qdrant_url=env.get("QDRANT_URL", "").strip().rstrip("/"),
+            qdrant_api_key_file=env.get("QDRANT_API_KEY_FILE", "/run/secrets/qdrant_api_key"),
+            neo4j_uri=env.get("NEO4J_URI", "").strip(),
+            neo4j_user=env.get("NEO4J_USER", "").strip() or "neo4j",
+            neo4j_password_file=env.get("NEO4J_PASSWORD_FILE", "/run/secrets/neo4j_password"),
         )

@@ -37,6 +37,12 @@ def test_a_good_catalog_passes() -> None:
         ({**GOOD, "x": unit(deps=["x"])}, "unit x: mlstack_depends_on names the unit itself"),
         ({"aa": unit(deps=["bb"]), "bb": unit(port=1, deps=["aa"])}, "forms a cycle aa -> bb -> aa"),
         ({}, "the inventory has no units"),
+        ({**GOOD, "x": unit(mlstack_data_volume="bad/name", mlstack_update_order="stop-first")},
+         "unit x: mlstack_data_volume='bad/name' is not a Docker volume name"),
+        ({**GOOD, "x": unit(mlstack_data_volume="mlstack-redis-data", mlstack_update_order="stop-first")},
+         "unit x: mlstack_data_volume='mlstack-redis-data' is already the data volume of unit redis on localhost"),
+        ({**GOOD, "x": unit(mlstack_data_volume="mlstack-x-data")},
+         "unit x: has mlstack_data_volume='mlstack-x-data' but is replaced start-first"),
         ({**GOOD, "x": unit(mlstack_gpu="required")}, "unit x: mlstack_gpu=required needs mlstack_gpu_memory_mb"),
         ({**GOOD, "x": unit(mlstack_gpu="yes")}, "unit x: mlstack_gpu='yes': set one of"),
         ({**GOOD, "chat": unit(deps=["redis", "reasoning"], mlstack_critical=True),
@@ -86,3 +92,11 @@ def test_non_critical_units_may_depend_on_each_other_and_on_critical_ones() -> N
     units = {**GOOD, "memory": unit(port=8001, deps=["redis"], mlstack_critical=False),
              "coordination": unit(port=8000, deps=["memory"], mlstack_critical=False)}
     assert validate(units, {"localhost"}) == []
+
+
+def test_each_unit_may_own_a_data_volume_replaced_stop_first() -> None:
+    units = {**GOOD, "memory": unit(mlstack_data_volume="mlstack-memory-data", mlstack_update_order="stop-first"),
+             "other": unit(port=1, mlstack_data_volume="mlstack-other-data", mlstack_update_order="stop-first")}
+    assert validate(units, {"localhost"}) == []
+    shared = {**units, "other": {**units["other"], "mlstack_data_volume": "mlstack-memory-data"}}
+    assert any("already the data volume of unit memory" in e for e in validate(shared, {"localhost"}))

@@ -32,4 +32,12 @@ def build_unit(settings: Settings, registry: Registry) -> Unit:
         from .coordination import build
 
         return build(settings, registry)
+    if settings.unit == "perception":
+        from .perception import build
+
+        return build(settings, registry)
+    if settings.unit == "memory":
+        from .memory import build
+
+        return build(settings, registry)
     raise ValueError(f"no unit named {settings.unit!r}")

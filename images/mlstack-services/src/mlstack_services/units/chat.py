@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 from .. import redis_store
 from ..auth import require_scope
 from ..errors import ServiceError, error_body
-from ..llm import LearningClient, LlmClient, ReasoningClient, UpstreamError
+from ..llm import LearningClient, LlmClient, PerceptionClient, ReasoningClient, UpstreamError
 from ..metrics import Registry
 from ..redis_store import ConversationStore, RedisLike
 from ..requests import require_json
@@ -107,6 +107,13 @@ def _reasoning_note(result: dict[str, Any]) -> dict[str, str]:
         "Use this when it helps; answer the user directly.")}
 
 
+def _context_note(context: dict[str, Any]) -> dict[str, str]:
+    intent = context["intent"] if context["intent"] != "unknown" else "not one the perception unit knows"
+    return {"role": "system", "content": (
+        f"Context of the user's last message (perception unit): intent {intent}, sentiment {context['sentiment']}, "
+        f"language {context['language']}. Answer in the user's language; be considerate if the sentiment is negative.")}
+
+
 def recent(history: list[dict[str, str]], max_chars: int) -> list[dict[str, str]]:
     """The latest turns whose text fits in ``max_chars`` (the llm's context is small: 2048 tokens)."""
     kept: list[dict[str, str]] = []
@@ -133,6 +140,7 @@ def build(settings: Settings, registry: Registry, redis: RedisLike | None = None
     llm = LlmClient(settings.llm_url, settings.llm_timeout_s, llm_transport)
     reasoner = ReasoningClient(settings.reasoning_url, settings.reasoning_timeout_s, reasoning_transport)
     learner = LearningClient(settings.learning_url)
+    perceiver = PerceptionClient(settings.perception_url)
     metrics = ChatMetrics(registry)
     router = APIRouter(prefix="/v1", tags=["chat"])
 
@@ -174,6 +182,14 @@ def build(settings: Settings, registry: Registry, redis: RedisLike | None = None
             if result:
                 ext["reasoning_steps"] = result["steps"]
                 system.append(_reasoning_note(result))
+        principal = getattr(request.state, "principal", None)
+        if settings.perception_url and principal is not None and "perception:analyze" in principal.scopes:
+            # Only for a caller whose token may use the perception unit (it is forwarded as it is).
+            question = next(m["content"] for m in reversed(turn) if m["role"] == "user")
+            context, ext["perception"] = await perceiver.analyze(question, request.headers.get("authorization"))
+            if context:
+                ext["context"] = context
+                system.append(_context_note(context))
         if body.user and settings.learning_url:
             style, ext["style_source"] = await learner.preferred_style(body.user, request.headers.get("authorization"))
             if style:
@@ -261,6 +277,7 @@ def build(settings: Settings, registry: Registry, redis: RedisLike | None = None
         await llm.aclose()
         await reasoner.aclose()
         await learner.aclose()
+        await perceiver.aclose()
         await store.close()
         await client.aclose()
 
@@ -268,6 +285,7 @@ def build(settings: Settings, registry: Registry, redis: RedisLike | None = None
         name="chat", router=router,
         checks={"redis": redis_check, "postgresql": store.check, "llm": llm.check},
         optional_checks={**({"reasoning": reasoner.check} if settings.reasoning_url else {}),
-                         **({"learning": learner.check} if settings.learning_url else {})},
+                         **({"learning": learner.check} if settings.learning_url else {}),
+                         **({"perception": perceiver.check} if settings.perception_url else {})},
         on_startup=[prepare], on_shutdown=[close],
     )
