@@ -249,8 +249,9 @@ class Neo4jCypher:
                 password = read_secret(self.settings.neo4j_password_file)
                 if password is None:
                     raise StoreError(f"Neo4j password file {self.settings.neo4j_password_file} is not readable")
+                # connection_timeout under the 3 s bound of a /ready check: the reason is the driver's.
                 self._driver = AsyncGraphDatabase.driver(
-                    self.settings.neo4j_uri, auth=(self.settings.neo4j_user, password), connection_timeout=3.0,
+                    self.settings.neo4j_uri, auth=(self.settings.neo4j_user, password), connection_timeout=2.0,
                     max_transaction_retry_time=2.0, connection_acquisition_timeout=5.0,
                     # The server's query notifications (an absent label on a new graph) are not the unit's warnings.
                     notifications_min_severity="OFF")
