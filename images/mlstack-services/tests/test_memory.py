@@ -7,6 +7,7 @@ to switch a database off and on again (``DownCypher``)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 import uuid
@@ -179,9 +180,13 @@ class DownCypher:
 
     def __init__(self) -> None:
         self.down = False
+        self.hangs = False
         self.inner: FalkorEmbedded | None = None
 
     async def run(self, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        if self.hangs:
+            # What a stopped server's name can look like: the resolver takes longer than /ready waits.
+            await asyncio.sleep(30)
         if self.down:
             raise StoreError("fake cypher server: connection refused")
         assert self.inner is not None
@@ -224,6 +229,21 @@ def test_a_down_graph_is_a_reason_in_ready_a_503_and_then_recovers(make_client: 
         fake.down = False
         assert c.get("/ready").status_code == 200
         assert c.post("/v1/memories", json={"text": "x", "entities": ["y"]}, headers=auth).status_code == 201
+
+
+def test_a_graph_server_that_does_not_answer_is_named_in_ready(make_client: Callable[..., TestClient]) -> None:
+    fake = DownCypher()
+
+    def graph(settings: Settings) -> Graph:
+        fake.inner = FalkorEmbedded(settings.data_dir, socket_dir=f"/tmp/mlstack-test-falkor-{uuid.uuid4().hex[:8]}")
+        return Graph(fake)
+
+    with make_client(graph=graph) as c:
+        assert c.get("/ready").status_code == 200
+        fake.hangs = True
+        ready = c.get("/ready")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["graph"]["reason"] == "fake cypher server: no answer within 2.5 s"
 
 
 def test_a_killed_embedded_graph_is_started_again(make_client: Callable[..., TestClient],

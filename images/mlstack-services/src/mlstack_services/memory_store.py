@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from .settings import Settings, read_secret
 
 COLLECTION = "memories"
+CHECK_TIMEOUT_S = 2.5
 log = logging.getLogger("mlstack_services.memory")
 
 
@@ -220,11 +221,17 @@ class Graph:
 
     async def check(self) -> tuple[bool, str]:
         try:
-            version = await self.cypher.version()
-            rows = await self._run(CYPHER_COUNT, {})
+            # Inside the 3 s bound of a /ready check, so that the reason names the server: a stopped
+            # server's name may take the resolver longer than that to give up on.
+            version, rows = await asyncio.wait_for(self._version_and_count(), CHECK_TIMEOUT_S)
+        except TimeoutError:
+            return False, f"{self.backend}: no answer within {CHECK_TIMEOUT_S:g} s"
         except StoreError as exc:
             return False, str(exc)
         return True, f"{self.backend} ({version}): {rows[0]['entities'] if rows else 0} entities"
+
+    async def _version_and_count(self) -> tuple[str, list[dict[str, Any]]]:
+        return await self.cypher.version(), await self._run(CYPHER_COUNT, {})
 
     async def start(self) -> None:
         await self.cypher.start()
