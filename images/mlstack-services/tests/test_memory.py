@@ -180,13 +180,9 @@ class DownCypher:
 
     def __init__(self) -> None:
         self.down = False
-        self.hangs = False
         self.inner: FalkorEmbedded | None = None
 
     async def run(self, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-        if self.hangs:
-            # What a stopped server's name can look like: the resolver takes longer than /ready waits.
-            await asyncio.sleep(30)
         if self.down:
             raise StoreError("fake cypher server: connection refused")
         assert self.inner is not None
@@ -204,16 +200,16 @@ class DownCypher:
         if self.inner is not None:
             await self.inner.close()
 
+    def graph(self, settings: Settings) -> Graph:
+        """The unit's graph factory: this fake in front of a real embedded FalkorDB."""
+        self.inner = FalkorEmbedded(settings.data_dir, socket_dir=f"/tmp/mlstack-test-falkor-{uuid.uuid4().hex[:8]}")
+        return Graph(self)
+
 
 def test_a_down_graph_is_a_reason_in_ready_a_503_and_then_recovers(make_client: Callable[..., TestClient],
                                                                    auth: dict[str, str]) -> None:
     fake = DownCypher()
-
-    def graph(settings: Settings) -> Graph:
-        fake.inner = FalkorEmbedded(settings.data_dir, socket_dir=f"/tmp/mlstack-test-falkor-{uuid.uuid4().hex[:8]}")
-        return Graph(fake)
-
-    with make_client(graph=graph) as c:
+    with make_client(graph=fake.graph) as c:
         assert c.get("/ready").status_code == 200
         fake.down = True
         ready = c.get("/ready")
@@ -231,19 +227,22 @@ def test_a_down_graph_is_a_reason_in_ready_a_503_and_then_recovers(make_client: 
         assert c.post("/v1/memories", json={"text": "x", "entities": ["y"]}, headers=auth).status_code == 201
 
 
-def test_a_graph_server_that_does_not_answer_is_named_in_ready(make_client: Callable[..., TestClient]) -> None:
-    fake = DownCypher()
+def test_a_neo4j_server_that_does_not_answer_is_named_in_the_reason(tmp_path: Path) -> None:
+    class SilentDriver:
+        """A fake driver whose server never answers: what a stopped Neo4j's name can look like."""
 
-    def graph(settings: Settings) -> Graph:
-        fake.inner = FalkorEmbedded(settings.data_dir, socket_dir=f"/tmp/mlstack-test-falkor-{uuid.uuid4().hex[:8]}")
-        return Graph(fake)
+        async def get_server_info(self) -> None:
+            await asyncio.sleep(30)
 
-    with make_client(graph=graph) as c:
-        assert c.get("/ready").status_code == 200
-        fake.hangs = True
-        ready = c.get("/ready")
-        assert ready.status_code == 503
-        assert ready.json()["checks"]["graph"]["reason"] == "fake cypher server: no answer within 2.5 s"
+        async def close(self) -> None:
+            return None
+
+    cypher = Neo4jCypher(Settings.from_env({"MLSTACK_UNIT": "memory", "NEO4J_URI": "bolt://neo4j:7687",
+                                            "DATA_DIR": str(tmp_path)}))
+    cypher._driver = SilentDriver()
+    with pytest.raises(StoreError, match=r"^neo4j bolt://neo4j:7687: no answer within 2.5 s$"):
+        asyncio.run(cypher.version())
+    assert cypher._driver is None  # the next check builds a new driver
 
 
 def test_a_killed_embedded_graph_is_started_again(make_client: Callable[..., TestClient],

@@ -106,36 +106,57 @@ async def _chunks(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
             yield chunk
 
 
-class ReasoningClient:
-    """POST REASONING_URL/v1/reason {question} -> {steps, answer}; any failure is a reason string."""
+class UnitClient:
+    """Another service unit, used when it is there: /health for /ready, and a reason string for any failure."""
 
-    def __init__(self, base_url: str, timeout_s: float, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    unit = ""
+    env = ""
+
+    def __init__(self, base_url: str, timeout_s: float = 5.0,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.base_url = base_url
-        self.http = httpx.AsyncClient(base_url=base_url or "http://reasoning.invalid", transport=transport,
+        self.http = httpx.AsyncClient(base_url=base_url or f"http://{self.unit}.invalid", transport=transport,
                                       timeout=httpx.Timeout(timeout_s, connect=2.0))
 
     async def check(self) -> tuple[bool, str]:
-        """For /ready, as an optional dependency: is the reasoning unit there and live?"""
+        """For /ready, as an optional dependency: is the unit there and live?"""
         if not self.base_url:
-            return False, "REASONING_URL is not set"
+            return False, f"{self.env} is not set"
         try:
             response = await self.http.get("/health")
         except httpx.HTTPError as exc:
             return False, f"unavailable: {_describe(exc)[1]}"
         if response.status_code != 200:
-            return False, f"unavailable: reasoning unit answered {response.status_code} on /health"
-        return True, "reasoning unit live"
+            return False, f"unavailable: {self.unit} unit answered {response.status_code} on /health"
+        return True, f"{self.unit} unit live"
 
-    async def reason(self, question: str, authorization: str | None) -> tuple[dict[str, Any] | None, str]:
+    async def _request(self, method: str, path: str, authorization: str | None,
+                       **kwargs: Any) -> tuple[httpx.Response | None, str]:
+        """The unit's 200 answer, or None and why (not configured, unreachable, another status)."""
         if not self.base_url:
-            return None, "unavailable: REASONING_URL is not set"
+            return None, f"unavailable: {self.env} is not set"
         headers = {"Authorization": authorization} if authorization else {}
         try:
-            response = await self.http.post("/v1/reason", json={"question": question}, headers=headers)
+            response = await self.http.request(method, path, headers=headers, **kwargs)
         except httpx.HTTPError as exc:
             return None, f"unavailable: {_describe(exc)[1]}"
         if response.status_code != 200:
-            return None, f"unavailable: reasoning unit answered {response.status_code}"
+            return None, f"unavailable: {self.unit} unit answered {response.status_code}"
+        return response, "used"
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+class ReasoningClient(UnitClient):
+    """POST REASONING_URL/v1/reason {question} -> {steps, answer}; any failure is a reason string."""
+
+    unit, env = "reasoning", "REASONING_URL"
+
+    async def reason(self, question: str, authorization: str | None) -> tuple[dict[str, Any] | None, str]:
+        response, reason = await self._request("POST", "/v1/reason", authorization, json={"question": question})
+        if response is None:
+            return None, reason
         try:
             body = response.json()
         except ValueError:
@@ -145,68 +166,33 @@ class ReasoningClient:
         steps = body.get("steps") if isinstance(body.get("steps"), list) else []
         return {"steps": [str(s) for s in steps][:20], "answer": body["answer"]}, "used"
 
-    async def aclose(self) -> None:
-        await self.http.aclose()
 
-
-class LearningClient:
+class LearningClient(UnitClient):
     """GET LEARNING_URL/v1/profile/<user> -> the style the user prefers; any failure is a reason string."""
 
-    def __init__(self, base_url: str, timeout_s: float = 5.0,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
-        self.base_url = base_url
-        self.http = httpx.AsyncClient(base_url=base_url or "http://learning.invalid", transport=transport,
-                                      timeout=httpx.Timeout(timeout_s, connect=2.0))
+    unit, env = "learning", "LEARNING_URL"
 
     async def preferred_style(self, user: str, authorization: str | None) -> tuple[str | None, str]:
-        if not self.base_url:
-            return None, "unavailable: LEARNING_URL is not set"
-        headers = {"Authorization": authorization} if authorization else {}
-        try:
-            response = await self.http.get(f"/v1/profile/{user}", headers=headers)
-        except httpx.HTTPError as exc:
-            return None, f"unavailable: {_describe(exc)[1]}"
-        if response.status_code != 200:
-            return None, f"unavailable: learning unit answered {response.status_code}"
+        response, reason = await self._request("GET", f"/v1/profile/{user}", authorization)
+        if response is None:
+            return None, reason
         try:
             style = response.json().get("preferred")
         except (ValueError, AttributeError):
             return None, "unavailable: learning unit answered with a body that is not a profile"
         return (str(style), "used") if isinstance(style, str) and style else (None, "unavailable: no preferred style")
 
-    async def check(self) -> tuple[bool, str]:
-        if not self.base_url:
-            return False, "LEARNING_URL is not set"
-        try:
-            response = await self.http.get("/health")
-        except httpx.HTTPError as exc:
-            return False, f"unavailable: {_describe(exc)[1]}"
-        return response.status_code == 200, f"learning unit answered {response.status_code} on /health"
 
-    async def aclose(self) -> None:
-        await self.http.aclose()
-
-
-class PerceptionClient:
+class PerceptionClient(UnitClient):
     """POST PERCEPTION_URL/v1/analyze {text} -> intent, sentiment, language; any failure is a reason string."""
 
-    def __init__(self, base_url: str, timeout_s: float = 5.0,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
-        self.base_url = base_url
-        self.http = httpx.AsyncClient(base_url=base_url or "http://perception.invalid", transport=transport,
-                                      timeout=httpx.Timeout(timeout_s, connect=2.0))
+    unit, env = "perception", "PERCEPTION_URL"
 
     async def analyze(self, text: str, authorization: str | None) -> tuple[dict[str, Any] | None, str]:
-        if not self.base_url:
-            return None, "unavailable: PERCEPTION_URL is not set"
-        headers = {"Authorization": authorization} if authorization else {}
         body = {"text": text[:5000], "analyses": ["intent", "language", "sentiment"]}
-        try:
-            response = await self.http.post("/v1/analyze", json=body, headers=headers)
-        except httpx.HTTPError as exc:
-            return None, f"unavailable: {_describe(exc)[1]}"
-        if response.status_code != 200:
-            return None, f"unavailable: perception unit answered {response.status_code}"
+        response, reason = await self._request("POST", "/v1/analyze", authorization, json=body)
+        if response is None:
+            return None, reason
         try:
             found = response.json()
             context = {"intent": str(found["intent"]["label"]), "intent_score": float(found["intent"]["score"]),
@@ -215,14 +201,4 @@ class PerceptionClient:
             return None, "unavailable: perception unit answered without intent, language and sentiment"
         return context, "used"
 
-    async def check(self) -> tuple[bool, str]:
-        if not self.base_url:
-            return False, "PERCEPTION_URL is not set"
-        try:
-            response = await self.http.get("/health")
-        except httpx.HTTPError as exc:
-            return False, f"unavailable: {_describe(exc)[1]}"
-        return response.status_code == 200, f"perception unit answered {response.status_code} on /health"
 
-    async def aclose(self) -> None:
-        await self.http.aclose()

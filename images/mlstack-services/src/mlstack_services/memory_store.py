@@ -221,17 +221,11 @@ class Graph:
 
     async def check(self) -> tuple[bool, str]:
         try:
-            # Inside the 3 s bound of a /ready check, so that the reason names the server: a stopped
-            # server's name may take the resolver longer than that to give up on.
-            version, rows = await asyncio.wait_for(self._version_and_count(), CHECK_TIMEOUT_S)
-        except TimeoutError:
-            return False, f"{self.backend}: no answer within {CHECK_TIMEOUT_S:g} s"
+            version = await self.cypher.version()
+            rows = await self._run(CYPHER_COUNT, {})
         except StoreError as exc:
             return False, str(exc)
         return True, f"{self.backend} ({version}): {rows[0]['entities'] if rows else 0} entities"
-
-    async def _version_and_count(self) -> tuple[str, list[dict[str, Any]]]:
-        return await self.cypher.version(), await self._run(CYPHER_COUNT, {})
 
     async def start(self) -> None:
         await self.cypher.start()
@@ -283,9 +277,14 @@ class Neo4jCypher:
         from neo4j.exceptions import DriverError, Neo4jError
 
         try:
-            info = await (await self._get()).get_server_info()
+            # Inside the 3 s bound of a /ready check, so that the reason names the server: a stopped
+            # server's name may take the resolver longer than that to give up on.
+            info = await asyncio.wait_for((await self._get()).get_server_info(), CHECK_TIMEOUT_S)
         except StoreError:
             raise
+        except TimeoutError:
+            await self.close()
+            raise StoreError(f"{self.backend}: no answer within {CHECK_TIMEOUT_S:g} s") from None
         except (Neo4jError, DriverError, OSError) as exc:
             await self.close()
             raise StoreError(f"{self.backend}: {_why(exc)}") from None

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import Request
+from pydantic import AfterValidator
 
 from .errors import ServiceError
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("is blank (white space only)")
+    return value
+
+
+# A text field that must hold more than white space; the 422 names the field.
+NonBlank = Annotated[str, AfterValidator(_not_blank)]
 
 
 def media_type(request: Request) -> str:

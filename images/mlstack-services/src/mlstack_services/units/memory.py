@@ -22,7 +22,7 @@ from ..embeddings import check as model_files_check
 from ..errors import ServiceError
 from ..memory_store import Graph, QdrantVectors, StoreError, graph_for
 from ..metrics import Registry
-from ..requests import require_json
+from ..requests import NonBlank, require_json
 from ..settings import Settings
 from ..unit import Unit
 
@@ -51,19 +51,13 @@ class Relation(BaseModel):
 
 
 class MemoryRequest(BaseModel):
-    text: str = Field(min_length=1, max_length=4000)
+    text: NonBlank = Field(min_length=1, max_length=4000)
     user: str | None = Field(default=None, pattern=USER_PATTERN)
     tags: list[str] = Field(default_factory=list, max_length=16)
     entities: list[str] = Field(default_factory=list, max_length=32,
                                 description="entities the memory mentions (linked in the graph)")
     relations: list[Relation] = Field(default_factory=list, max_length=32)
 
-    @field_validator("text")
-    @classmethod
-    def not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("text is blank")
-        return value
 
     @field_validator("entities")
     @classmethod
@@ -79,17 +73,10 @@ class MemoryRequest(BaseModel):
 
 
 class SearchRequest(BaseModel):
-    query: str = Field(min_length=1, max_length=4000)
+    query: NonBlank = Field(min_length=1, max_length=4000)
     user: str | None = Field(default=None, pattern=USER_PATTERN)
     limit: int = Field(default=5, ge=1, le=50)
     min_score: float = Field(default=-1.0, ge=-1.0, le=1.0)
-
-    @field_validator("query")
-    @classmethod
-    def not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("query is blank")
-        return value
 
 
 def _memory_id(value: str) -> str:

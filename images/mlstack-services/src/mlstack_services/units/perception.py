@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import anyio
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
 from .. import perception
 from ..audio import MAX_BYTES, AudioError, decode_wav
@@ -22,7 +22,7 @@ from ..embeddings import Embedder
 from ..embeddings import check as model_files_check
 from ..errors import ServiceError
 from ..metrics import Registry
-from ..requests import media_type, require_json
+from ..requests import NonBlank, media_type, require_json
 from ..settings import Settings
 from ..unit import Unit
 
@@ -34,15 +34,8 @@ WAV_TYPES = {"audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave", "applic
 
 
 class AnalyzeRequest(BaseModel):
-    text: str = Field(min_length=1, max_length=5000)
+    text: NonBlank = Field(min_length=1, max_length=5000)
     analyses: list[Analysis] = Field(default_factory=lambda: list(ALL), min_length=1, max_length=4)
-
-    @field_validator("text")
-    @classmethod
-    def not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("text is blank")
-        return value
 
 
 class Engines:

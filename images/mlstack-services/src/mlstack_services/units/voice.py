@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Body, Depends, Request, Response
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
 
 from .. import redis_store
@@ -16,7 +16,7 @@ from ..auth import Principal, require_scope
 from ..errors import ServiceError
 from ..metrics import Registry
 from ..redis_store import RedisLike, SessionStore
-from ..requests import media_type, require_json
+from ..requests import NonBlank, media_type, require_json
 from ..settings import Settings
 from ..stt import SttError, parse_phrases
 from ..stt_worker import SttWorker
@@ -31,16 +31,9 @@ RTF_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
 
 class TtsRequest(BaseModel):
-    text: str = Field(min_length=1, max_length=1000)
+    text: NonBlank = Field(min_length=1, max_length=1000)
     voice: str = Field(default="en-us", min_length=1, max_length=60)
     rate: int = Field(default=160, ge=80, le=450, description="words per minute")
-
-    @field_validator("text")
-    @classmethod
-    def not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("text is blank")
-        return value
 
 
 class SessionRequest(BaseModel):
