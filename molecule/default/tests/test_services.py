@@ -86,6 +86,40 @@ def test_chat_streams_server_sent_events() -> None:
     assert len(lines) > 2
 
 
+def test_a_long_stream_runs_to_its_end_while_the_stack_is_probed() -> None:
+    """Health and readiness probes reach the llm unit during the stream (chat's /ready probes it).
+
+    llama.cpp's server cut a stream short at the next request that wanted its model lock, a
+    probe of /v1/models too: the stream ended with [DONE] but no finish_reason.
+    """
+    import threading
+
+    stop = threading.Event()
+
+    def probe() -> None:
+        while not stop.is_set():
+            requests.get(CHAT + "/ready", timeout=10)
+            time.sleep(0.2)
+
+    prober = threading.Thread(target=probe, daemon=True)
+    prober.start()
+    try:
+        response = requests.post(CHAT + "/v1/chat/completions", headers=auth("chat", "chat:complete"), timeout=180,
+                                 stream=True, json={"max_tokens": 96, "stream": True, "temperature": 0.8, "seed": 7,
+                                                    "messages": [{"role": "user", "content": "Tell a long story."}]})
+        assert response.status_code == 200
+        lines = [line for line in response.iter_lines(decode_unicode=True) if line]
+    finally:
+        stop.set()
+        prober.join()
+    assert lines[-1] == "data: [DONE]"
+    import json
+
+    # The llm's last chunk says why it stopped; a cut stream has none (chat's own last chunk never has).
+    reasons = [c["finish_reason"] for line in lines[:-1] for c in json.loads(line[6:])["choices"] if c["finish_reason"]]
+    assert reasons in (["stop"], ["length"]), lines[-3:]
+
+
 def test_chat_reasons_through_the_reasoning_unit() -> None:
     """chat forwards the caller's token to reasoning, which plans, answers each step with the llm and checks."""
     token_ = token(["chat", "reasoning"], "chat:complete reasoning:reason")

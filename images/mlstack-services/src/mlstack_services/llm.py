@@ -76,7 +76,9 @@ class LlmClient:
         if not self.base_url:
             return False, "LLM_URL is not set"
         last = ""
-        for path in ("/v1/models", "/health"):
+        # /health first: the llm unit answers it without waiting for the model lock; another
+        # OpenAI-compatible server may have only /v1/models.
+        for path in ("/health", "/v1/models"):
             try:
                 response = await self.http.get(path, timeout=3.0)
             except httpx.HTTPError as exc:
