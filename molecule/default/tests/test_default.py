@@ -21,6 +21,7 @@ import redis
 ROOT = Path(__file__).resolve().parents[3]
 SECRETS = Path(os.environ.get("MLSTACK_SECRETS_DIR", Path.home() / ".local/share/mlstack/secrets"))
 BACKEND = "mlstack_backend"
+REDIS_RUNTIME = Path("/var/lib/mlstack/redis")
 
 
 def inspect(host: Any, name: str) -> dict[str, Any]:
@@ -120,6 +121,9 @@ def test_data_survives_recreation_of_both_containers(host: Any) -> None:
         conn.execute("CREATE TABLE IF NOT EXISTS survives (marker text)")
         conn.execute("INSERT INTO survives VALUES (%s)", (marker,))
     before = {n: inspect(host, n)["Id"] for n in ("mlstack-redis", "mlstack-postgresql")}
+    # A configuration directory of a Redis long gone: the run removes what no container mounts.
+    stale = REDIS_RUNTIME / "config-00000000deadbeef"
+    stale.mkdir(mode=0o500)
 
     env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
     run = subprocess.run(
@@ -131,6 +135,10 @@ def test_data_survives_recreation_of_both_containers(host: Any) -> None:
 
     after = {n: inspect(host, n)["Id"] for n in before}
     assert all(before[n] != after[n] for n in before), "containers were not recreated"
+    kept = {str(p) for p in REDIS_RUNTIME.glob("config-*")}
+    mounted = {m["Source"] for name in ("mlstack-redis", "mlstack-redis_previous")
+               if host.run(f"docker inspect {name}").rc == 0 for m in inspect(host, name)["Mounts"]}
+    assert not stale.exists() and kept and kept <= mounted, (kept, mounted)
     r = redis.Redis(host=address(host, "mlstack-redis"), username="chat", password=secret("redis", "chat"),
                     socket_timeout=3)
     assert r.get("chat:survives") == marker.encode()
