@@ -6,7 +6,8 @@
 # LLM_CHAT_FORMAT (a llama-cpp-python chat format name; wins over the file),
 # LLM_MLOCK (false: locking the model in RAM needs CAP_IPC_LOCK or a raised
 # memlock ulimit, which a hardened container has not; the server would only
-# warn and go on unlocked).
+# warn and go on unlocked), LLM_INTERRUPT_REQUESTS (false: true lets any other
+# request, a health probe too, cut a stream in progress short).
 # Arguments are passed on to the server: `docker run IMAGE --verbose false`.
 set -eu
 model="${LLM_MODEL_PATH:-/models/gemma3-270m-q4_k_m.gguf}"
@@ -29,10 +30,11 @@ elif [ -n "$template" ]; then
     fi
     set -- --chat_format hf-tokenizer-config --hf_tokenizer_config_path "$template" "$@"
 fi
-exec python -m llama_cpp.server \
+exec python /usr/local/lib/mlstack/llm_server.py \
     --model "$model" --model_alias "$alias" \
     --host "${HOST:-0.0.0.0}" --port "${PORT:-8080}" \
     --n_ctx "${LLM_N_CTX:-2048}" --n_gpu_layers "${LLM_GPU_LAYERS:-0}" \
     --n_threads "$threads" --n_threads_batch "$threads" \
     --use_mlock "${LLM_MLOCK:-false}" \
+    --interrupt_requests "${LLM_INTERRUPT_REQUESTS:-false}" \
     "$@"

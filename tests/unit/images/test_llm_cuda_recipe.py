@@ -10,7 +10,8 @@ import pytest
 IMAGES = Path(__file__).resolve().parents[3] / "images"
 
 
-@pytest.mark.parametrize("name", ["chat-template.json", "constraints.txt", "llama-no-common.cmake", "llm-server.sh"])
+@pytest.mark.parametrize("name", ["chat-template.json", "constraints.txt", "llama-no-common.cmake", "llm-server.sh",
+                                  "llm_server.py"])
 def test_shared_files_are_the_cpu_recipes_own(name: str) -> None:
     """The CUDA recipe copies these from images/llm; a change to one must reach both."""
     assert (IMAGES / "llm-cuda" / name).read_bytes() == (IMAGES / "llm" / name).read_bytes(), (
