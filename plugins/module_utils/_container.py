@@ -262,6 +262,8 @@ class Engine(Protocol):
     def stop_and_rename(self, name: str, new_name: str) -> None: ...
     def rename(self, name: str, new_name: str) -> None: ...
     def stop(self, name: str) -> None: ...
+    def take_aliases(self, name: str, networks: list[dict[str, Any]]) -> None: ...
+    def set_restart_policy(self, name: str, policy: dict[str, Any] | None) -> None: ...
     def remove_volume(self, name: str) -> bool: ...
     def logs_tail(self, name: str, lines: int) -> str: ...
 
@@ -376,7 +378,13 @@ def reconcile(engine: Engine, name: str, spec: dict[str, Any], *, unit: str, rec
         engine.start(name)
     elif step.action == "recreate":
         if update_order == "start-first":
-            _prove_candidate(engine, name, kwargs, extra, timeout, result)
+            # Without a host port the proven candidate itself takes over: no gap. A host port
+            # can be bound by one container only, so there the final container is created anew.
+            promote = not desired["ports"]
+            _prove_candidate(engine, name, kwargs, extra, timeout, result, keep=promote)
+            if promote:
+                _promote(engine, name, kwargs, desired["networks"], result)
+                return result
         _replace(engine, name, kwargs, extra, timeout, result)
         return result
     if wait:
@@ -400,25 +408,61 @@ def candidate_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _prove_candidate(engine: Engine, name: str, kwargs: dict[str, Any], extra: list[dict[str, Any]],
-                     timeout: float, result: dict[str, Any]) -> None:
-    """Run the new spec beside the serving container; a candidate that fails never touches it."""
+                     timeout: float, result: dict[str, Any], keep: bool = False) -> None:
+    """Run the new spec beside the serving container; a candidate that fails never touches it.
+
+    A healthy candidate is removed, or with ``keep`` left running for ``_promote``.
+    """
     candidate = next_name(name)
     if engine.inspect(candidate) is not None:
         engine.remove(candidate)
+    proven = False
     try:
         engine.create(candidate_kwargs(kwargs), [{**net, "aliases": []} for net in extra])
         engine.start(candidate)
         result["candidate"] = wait_healthy(engine, candidate, timeout)
+        proven = True
     except Exception as exc:
-        detail = getattr(exc, "detail", {"error": str(exc)})
-        result.update(rolled_back=True, not_serving_s=0.0, health=_health_now(engine, name),
-                      failure={"message": f"candidate {candidate}: {exc}", **detail,
-                               "kept": "the last good container served throughout" if result["last_good"]
-                               else "the existing container left as it was (it was not healthy either)"})
-        raise RolledBack(result) from exc
+        _candidate_failed(engine, name, result, exc)
     finally:
-        if engine.inspect(candidate) is not None:
+        if not (proven and keep) and engine.inspect(candidate) is not None:
             engine.remove(candidate)
+
+
+def _candidate_failed(engine: Engine, name: str, result: dict[str, Any], exc: Exception) -> None:
+    detail = getattr(exc, "detail", {"error": str(exc)})
+    result.update(rolled_back=True, not_serving_s=0.0, health=_health_now(engine, name),
+                  failure={"message": f"candidate {next_name(name)}: {exc}", **detail,
+                           "kept": "the last good container served throughout" if result["last_good"]
+                           else "the existing container left as it was (it was not healthy either)"})
+    raise RolledBack(result) from exc
+
+
+def _promote(engine: Engine, name: str, kwargs: dict[str, Any], networks: list[dict[str, Any]],
+             result: dict[str, Any], clock: Any = time.monotonic) -> None:
+    """The healthy candidate takes the serving container's aliases and name; the old one stops.
+
+    Both answer under the aliases for a moment, then only the candidate: a client that meets
+    the stopping container is refused and connects to the other address. Nothing stops
+    before the candidate answers, so the unit is never without a serving container.
+    """
+    candidate, old = next_name(name), side_name(name)
+    try:
+        engine.take_aliases(candidate, [net for net in networks if net["aliases"]])
+        engine.set_restart_policy(candidate, kwargs.get("restart_policy"))
+    except Exception as exc:
+        engine.remove(candidate)
+        _candidate_failed(engine, name, result, exc)
+    if engine.inspect(old) is not None:
+        engine.remove(old)
+    started = clock()
+    engine.stop_and_rename(name, old)
+    engine.rename(candidate, name)
+    result.update(health=_health_now(engine, name), not_serving_s=0.0, switched="candidate promoted",
+                  switch_s=round(clock() - started, 3))
+    if engine.inspect(previous_name(name)) is not None:
+        engine.remove(previous_name(name))
+    engine.rename(old, previous_name(name))
 
 
 def _health_now(engine: Engine, name: str) -> dict[str, Any]:
@@ -492,6 +536,9 @@ def restore_previous(engine: Engine, name: str, *, unit: str, timeout: float = 1
     aside = side_name(name)
     if engine.inspect(aside) is not None:
         engine.remove(aside)
+    if current is not None and not _binds_host_ports(previous):
+        _restore_beside(engine, name, timeout, result)
+        return result
     started = clock()
     if current is not None:
         engine.stop_and_rename(name, aside)
@@ -511,6 +558,28 @@ def restore_previous(engine: Engine, name: str, *, unit: str, timeout: float = 1
         engine.rename(aside, previous_name(name))
     result["not_serving_s"] = round(clock() - started, 3)
     return result
+
+
+def _binds_host_ports(inspect: dict[str, Any]) -> bool:
+    return any((inspect.get("HostConfig") or {}).get("PortBindings") or {})
+
+
+def _restore_beside(engine: Engine, name: str, timeout: float, result: dict[str, Any]) -> None:
+    """The kept container starts while the serving one still serves (it binds no host port, and
+    kept its aliases): only once it is healthy does the serving one stop. No gap."""
+    kept, aside = previous_name(name), side_name(name)
+    engine.start(kept)
+    try:
+        result["health"] = wait_healthy(engine, kept, timeout)
+    except HealthError as exc:
+        engine.stop(kept)
+        result.update(not_serving_s=0.0, failure={"message": str(exc), **exc.detail,
+                                                  "kept": "the serving container served throughout"})
+        raise RolledBack(result) from exc
+    engine.stop_and_rename(name, aside)
+    engine.rename(kept, name)
+    engine.rename(aside, kept)
+    result.update(not_serving_s=0.0, switched="restored beside the serving container")
 
 
 def remove_unit(engine: Engine, name: str, *, purge: bool = False, check_mode: bool = False) -> dict[str, Any]:
@@ -608,7 +677,8 @@ def addresses(inspect: dict[str, Any] | None) -> dict[str, str]:
 def evidence_observed(result: dict[str, Any]) -> dict[str, Any]:
     """The part of a reconciliation result that belongs in the evidence record."""
     observed = {key: result.get(key) for key in ("action", "reason", "changed_fields", "rolled_back",
-                                                 "update_order", "not_serving_s", "last_good")}
+                                                 "update_order", "not_serving_s", "switched", "switch_s",
+                                                 "last_good")}
     observed["degraded"] = bool(result.get("degraded"))
     health = result.get("health") or {}
     observed["health"] = health.get("state")

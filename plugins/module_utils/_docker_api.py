@@ -85,6 +85,15 @@ class DockerEngine:
     def stop(self, name: str) -> None:
         self.api.stop(name)
 
+    def take_aliases(self, name: str, networks: list[dict[str, Any]]) -> None:
+        # The Engine API sets aliases only when it connects: reconnect with them.
+        for net in networks:
+            self.api.disconnect_container_from_network(name, net["name"])
+            self.api.connect_container_to_network(name, net["name"], aliases=net["aliases"])
+
+    def set_restart_policy(self, name: str, policy: dict[str, Any] | None) -> None:
+        self.api.update_container(name, restart_policy=policy or {"Name": "no"})
+
     def remove_volume(self, name: str) -> bool:
         """Remove a named volume; False when it is gone already."""
         try:

@@ -83,6 +83,10 @@ options:
   update_order:
     description:
       - C(start-first) proves a new spec in a candidate beside the serving container before the switch.
+        Without a host port the healthy candidate itself takes the unit's network aliases and name, and
+        only then does the serving container stop, so the unit is never without a serving container.
+        With a host port (one container only can bind it) the final container is created once the
+        candidate passed, and the unit does not serve for that container's start (RV(not_serving_s)).
       - C(stop-first) stops the serving container first; for units whose data volume one process must own.
     type: str
     choices: [start-first, stop-first]
@@ -156,8 +160,19 @@ last_good:
   returned: when state=started
   type: dict
 not_serving_s:
-  description: Seconds between stopping the serving container and a container serving again (0 when a candidate failed).
+  description:
+    - Seconds between stopping the serving container and a container serving again (0 when a candidate failed).
+    - 0 too when a start-first unit without a host port promoted its candidate (O(update_order)).
   returned: after a recreate
+  type: float
+switched:
+  description: C(candidate promoted) when the proven candidate took the unit's network aliases and name
+    before the serving container stopped (start-first, no host port).
+  returned: when a candidate was promoted
+  type: str
+switch_s:
+  description: Seconds from stopping the replaced container to the promoted one holding the unit's name.
+  returned: when a candidate was promoted
   type: float
 removed_containers:
   description: Containers removed with O(state=absent).

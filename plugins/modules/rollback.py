@@ -72,9 +72,17 @@ replaced:
   returned: when a rollback was done
   type: dict
 not_serving_s:
-  description: Seconds from stopping the serving container until the restored one was healthy.
+  description:
+    - Seconds from stopping the serving container until the restored one was healthy.
+    - 0 when the kept container binds no host port; it is then started, and found healthy, while the
+      serving one still serves (RV(switched)).
   returned: when a rollback was done
   type: float
+switched:
+  description: C(restored beside the serving container) when the kept container started before the serving one
+    stopped.
+  returned: when a rollback was done that way
+  type: str
 evidence:
   description: One evidence record (check C(rollback) or C(rollback_states)).
   returned: always
@@ -114,14 +122,14 @@ def main() -> None:
         result = ctr.restore_previous(engine, p["name"], unit=p["unit"], timeout=p["timeout"],
                                       check_mode=module.check_mode)
     except ctr.RolledBack as exc:
-        observed = {k: exc.result.get(k) for k in ("restored", "replaced", "not_serving_s", "failure")}
+        observed = {k: exc.result.get(k) for k in ("restored", "replaced", "not_serving_s", "switched", "failure")}
         module.fail_json(msg=f"unit {p['unit']}: the previous container did not become healthy ({exc}); "
                              "the replaced container serves again", **exc.result,
                          evidence=record(p["unit"], "rollback", False, observed, str(exc)))
     except (ctr.SpecError, ctr.HealthError, DockerException) as exc:
         module.fail_json(msg=f"unit {p['unit']}: {exc}")
     result["states"] = ctr.states(engine, p["name"])
-    observed = {k: result.get(k) for k in ("restored", "replaced", "not_serving_s")}
+    observed = {k: result.get(k) for k in ("restored", "replaced", "not_serving_s", "switched")}
     observed["health"] = (result.get("health") or {}).get("state")
     message = "would restore the previous container" if module.check_mode else "previous container restored"
     result["evidence"] = record(p["unit"], "rollback", True, observed, message)

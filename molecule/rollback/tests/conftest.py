@@ -7,6 +7,7 @@ never printed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -14,7 +15,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[3]
 SECRETS = Path(os.environ.get("MLSTACK_SECRETS_DIR", Path.home() / ".local/share/mlstack/secrets"))
 VOICE = "http://127.0.0.1:8006"
+CHAT = "http://127.0.0.1:8007"
 FIGURES: dict[str, Any] = {}
 
 
@@ -81,21 +83,20 @@ def inspect(name: str) -> dict[str, Any] | None:
 
 @dataclass
 class RequestLoop:
-    """Requests a voice session every 50 ms from another thread; counts what failed."""
+    """Sends one request every 50 ms from another thread (``send``); counts what failed."""
 
-    session: str
+    send: Callable[[], requests.Response]
     ok: int = 0
     failed: int = 0
     errors: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
-        headers = voice_headers()
         while not self._stop.is_set():
             try:
-                response = requests.get(f"{VOICE}/v1/sessions/{self.session}", headers=headers, timeout=5)
+                response = self.send()
                 good = response.status_code == 200
-                reason = f"HTTP {response.status_code}"
+                reason = f"HTTP {response.status_code}: {response.text[:120]}"
             except requests.RequestException as exc:
                 good, reason = False, type(exc).__name__
             if good:
@@ -109,6 +110,18 @@ class RequestLoop:
         self._stop.set()
 
 
+@contextlib.contextmanager
+def looping(send: Callable[[], requests.Response]) -> Iterator[RequestLoop]:
+    loop = RequestLoop(send)
+    thread = threading.Thread(target=loop.run, daemon=True)
+    thread.start()
+    try:
+        yield loop
+    finally:
+        loop.stop()
+        thread.join(timeout=30)
+
+
 @pytest.fixture
 def voice_session() -> str:
     """A session written through the voice unit (stored in Redis) under the running version."""
@@ -119,12 +132,10 @@ def voice_session() -> str:
 
 @pytest.fixture
 def request_loop(voice_session: str) -> Iterator[RequestLoop]:
-    loop = RequestLoop(voice_session)
-    thread = threading.Thread(target=loop.run, daemon=True)
-    thread.start()
-    yield loop
-    loop.stop()
-    thread.join(timeout=10)
+    """Reads a voice session written under v1 (voice-interaction, then Redis)."""
+    headers = voice_headers()
+    with looping(lambda: requests.get(f"{VOICE}/v1/sessions/{voice_session}", headers=headers, timeout=5)) as loop:
+        yield loop
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

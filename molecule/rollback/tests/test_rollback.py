@@ -15,7 +15,19 @@ import subprocess
 from pathlib import Path
 
 import requests
-from conftest import FIGURES, ROOT, VOICE, RequestLoop, inspect, inventory, playbook, voice_headers
+from conftest import (
+    CHAT,
+    FIGURES,
+    ROOT,
+    VOICE,
+    RequestLoop,
+    inspect,
+    inventory,
+    looping,
+    playbook,
+    token,
+    voice_headers,
+)
 
 BROKEN_SERVICE = {"mlstack_env": {"LOG_LEVEL": "VERBOSE"}}
 # A non-critical unit of the catalog. When v1 deployed it, its v2 fails beside the serving
@@ -134,6 +146,35 @@ def test_on_demand_rollback_restores_the_previous_container(
         "requests_failed_during_upgrade": failed_during_upgrade,
         "requests_failed_during_rollback": request_loop.failed - failed_during_upgrade,
         "requests_ok": request_loop.ok}
+
+
+def test_an_internal_unit_is_upgraded_and_rolled_back_without_a_failed_request(tmp_path: Path) -> None:
+    """The llm unit has no host port: its proven candidate takes over, and rollback.yml starts the
+    kept container beside the serving one. Chat, which answers with the llm, is asked throughout."""
+    headers = {"Authorization": f"Bearer {token('chat', 'chat:complete')}"}
+    ask = {"max_tokens": 2, "temperature": 0, "messages": [{"role": "user", "content": "Say yes."}]}
+    v1 = inspect("mlstack-llm")
+    assert v1 is not None
+    inv = inventory(tmp_path, {"llm": {"mlstack_env": {"LLM_N_CTX": "1536"}}})
+    with looping(lambda: requests.post(f"{CHAT}/v1/chat/completions", headers=headers, json=ask, timeout=30)) as loop:
+        upgrade = playbook("phase5.yml", inv, "--limit", "localhost,llm")
+        during_upgrade = (loop.ok, loop.failed)
+        rollback = playbook("rollback.yml", inv, "--limit", "llm")
+    assert upgrade.rc == 0, upgrade.output[-3000:]
+    assert rollback.rc == 0, rollback.output[-3000:]
+    deployed = upgrade.records("llm", "deploy")[-1]["observed"]
+    restored = rollback.records("llm", "rollback")[-1]["observed"]
+    assert deployed["switched"] == "candidate promoted" and deployed["not_serving_s"] == 0.0
+    assert restored["switched"].startswith("restored beside") and restored["not_serving_s"] == 0.0
+    now = inspect("mlstack-llm")
+    assert now is not None and now["Id"] == v1["Id"]
+    assert now["NetworkSettings"]["Networks"]["mlstack_backend"]["Aliases"][:1] == ["llm"]
+    FIGURES["internal_unit_upgrade_then_rollback"] = {
+        "unit": "llm", "upgrade_switch_s": deployed.get("switch_s"),
+        "requests_ok_during_upgrade": during_upgrade[0], "requests_failed_during_upgrade": during_upgrade[1],
+        "requests_ok": loop.ok, "requests_failed": loop.failed, "errors": loop.errors[:5]}
+    assert loop.ok > 0
+    assert loop.failed == 0, f"chat requests failed while its llm was switched: {loop.errors[:5]}"
 
 
 # Last in this file (pytest keeps file order): it takes the stack down and redeploys it.

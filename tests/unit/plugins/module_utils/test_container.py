@@ -44,6 +44,8 @@ class FakeEngine:
             "Mounts": [{"Type": "volume", "Name": v.split(":")[0]} for v in kwargs.get("volumes") or []
                        if not v.startswith("/")],
             "Config": {"Image": kwargs["image"], "Labels": kwargs["labels"]},
+            "HostConfig": {"PortBindings": dict(kwargs.get("ports") or {}),
+                           "RestartPolicy": kwargs.get("restart_policy")},
             "State": {"Running": False, "Health": {"Status": "healthy", "Log": []}},
             "NetworkSettings": {"Networks": {net: {"IPAddress": "172.18.0.9"} for net in
                                              [kwargs.get("network", "bridge")] + [n["name"] for n in extra_networks]}},
@@ -71,6 +73,15 @@ class FakeEngine:
     def stop(self, name: str) -> None:
         self.calls.append(("stop", name))
         self.containers[name]["State"]["Running"] = False
+
+    def take_aliases(self, name: str, networks: list[dict[str, Any]]) -> None:
+        self.calls.append(("take_aliases", name))
+        for net in networks:
+            self.containers[name]["NetworkSettings"]["Networks"][net["name"]]["Aliases"] = net["aliases"]
+
+    def set_restart_policy(self, name: str, policy: dict[str, Any] | None) -> None:
+        self.calls.append(("set_restart_policy", name))
+        self.containers[name]["HostConfig"]["RestartPolicy"] = policy
 
     def remove_volume(self, name: str) -> bool:
         self.calls.append(("remove_volume", name))
@@ -294,10 +305,49 @@ def test_start_first_candidate_that_fails_never_stops_the_serving_container() ->
     assert engine.containers["mlstack-redis"]["Config"]["Image"] == "img:1"
 
 
-def test_start_first_healthy_candidate_is_switched_in_and_the_old_one_kept() -> None:
+def test_start_first_without_a_host_port_promotes_the_candidate_before_the_old_one_stops() -> None:
+    engine = FakeEngine({"img:1": "sha256:aaa", "img:2": "sha256:bbb"})
+    deploy(engine, {**SPEC, "restart_policy": "unless-stopped"})
+    engine.calls.clear()
+    result = deploy(engine, {**SPEC, "image": "img:2", "restart_policy": "unless-stopped"},
+                    update_order="start-first")
+    assert result["switched"] == "candidate promoted" and result["not_serving_s"] == 0.0
+    assert [call[0] for call in engine.calls].count("create") == 1  # the candidate is the final container
+    # The candidate answers under the unit's aliases before the serving container stops.
+    order = [call[0] for call in engine.calls]
+    assert order.index("take_aliases") < order.index("stop_and_rename")
+    served = engine.containers["mlstack-redis"]
+    assert served["Config"]["Image"] == "img:2" and served["State"]["Running"]
+    assert served["NetworkSettings"]["Networks"]["backend"]["Aliases"] == ["redis"]
+    assert served["HostConfig"]["RestartPolicy"] == {"Name": "unless-stopped"}
+    assert engine.containers["mlstack-redis_previous"]["Config"]["Image"] == "img:1"
+    assert set(engine.containers) == {"mlstack-redis", "mlstack-redis_previous"}
+    # The promoted container carries the new spec's hash: the next run has nothing to do.
+    assert deploy(engine, {**SPEC, "image": "img:2", "restart_policy": "unless-stopped"},
+                  update_order="start-first")["action"] == "none"
+
+
+def test_a_candidate_that_cannot_take_the_aliases_is_removed_and_the_old_one_serves() -> None:
     engine = FakeEngine({"img:1": "sha256:aaa", "img:2": "sha256:bbb"})
     deploy(engine)
-    result = deploy(engine, {**SPEC, "image": "img:2"}, update_order="start-first")
+
+    def refuse(name: str, networks: list[dict[str, Any]]) -> None:
+        raise RuntimeError("network backend not found")
+
+    engine.take_aliases = refuse  # type: ignore[method-assign]
+    with pytest.raises(ctr.RolledBack) as err:
+        deploy(engine, {**SPEC, "image": "img:2"}, update_order="start-first")
+    assert "network backend not found" in err.value.result["failure"]["message"]
+    assert set(engine.containers) == {"mlstack-redis"}
+    assert engine.containers["mlstack-redis"]["Config"]["Image"] == "img:1"
+    assert engine.containers["mlstack-redis"]["State"]["Running"]
+
+
+def test_start_first_with_a_host_port_switches_in_a_new_container_and_keeps_the_old_one() -> None:
+    engine = FakeEngine({"img:1": "sha256:aaa", "img:2": "sha256:bbb"})
+    ports = {"6379/tcp": ["127.0.0.1", 6379]}
+    deploy(engine, {**SPEC, "ports": ports})
+    result = deploy(engine, {**SPEC, "image": "img:2", "ports": ports}, update_order="start-first")
     assert result["action"] == "recreate" and result["candidate"]["state"] == "healthy"
     assert [call[0] for call in engine.calls].count("create") == 3  # v1, candidate, final
     assert engine.containers["mlstack-redis"]["Config"]["Image"] == "img:2"
@@ -364,15 +414,40 @@ def test_restore_previous_swaps_and_a_second_restore_rolls_forward() -> None:
     assert engine.containers["mlstack-redis"]["Config"]["Image"] == "img:2"
 
 
+def test_restore_without_a_host_port_starts_the_kept_container_before_the_serving_one_stops() -> None:
+    engine = FakeEngine({"img:1": "sha256:aaa", "img:2": "sha256:bbb"})
+    deploy(engine)
+    deploy(engine, {**SPEC, "image": "img:2"}, update_order="start-first")
+    engine.calls.clear()
+    result = ctr.restore_previous(engine, "mlstack-redis", unit="redis")
+    assert result["not_serving_s"] == 0.0 and result["switched"].startswith("restored beside")
+    assert engine.calls[:2] == [("start", "mlstack-redis_previous"), ("stop_and_rename", "mlstack-redis")]
+
+
+def test_restore_with_a_host_port_stops_the_serving_container_first() -> None:
+    engine = FakeEngine({"img:1": "sha256:aaa", "img:2": "sha256:bbb"})
+    ports = {"6379/tcp": ["127.0.0.1", 6379]}
+    deploy(engine, {**SPEC, "ports": ports})
+    deploy(engine, {**SPEC, "image": "img:2", "ports": ports})
+    engine.calls.clear()
+    result = ctr.restore_previous(engine, "mlstack-redis", unit="redis")
+    assert "switched" not in result and engine.calls[0] == ("stop_and_rename", "mlstack-redis")
+    assert engine.containers["mlstack-redis"]["Config"]["Image"] == "img:1"
+
+
 def test_restore_previous_that_fails_puts_the_replaced_container_back() -> None:
     engine = FakeEngine({"img:1": "sha256:aaa", "img:2": "sha256:bbb"})
     deploy(engine)
     deploy(engine, {**SPEC, "image": "img:2"})
     engine.health_script["img:1"] = ["unhealthy"]
-    with pytest.raises(ctr.RolledBack):
+    engine.calls.clear()
+    with pytest.raises(ctr.RolledBack) as err:
         ctr.restore_previous(engine, "mlstack-redis", unit="redis")
+    assert err.value.result["not_serving_s"] == 0.0
+    assert ("stop_and_rename", "mlstack-redis") not in engine.calls
     assert engine.containers["mlstack-redis"]["Config"]["Image"] == "img:2"
     assert engine.containers["mlstack-redis"]["State"]["Running"] is True
+    assert engine.containers["mlstack-redis_previous"]["State"]["Running"] is False
     assert engine.containers["mlstack-redis_previous"]["Config"]["Image"] == "img:1"
 
 
