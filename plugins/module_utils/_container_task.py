@@ -51,6 +51,9 @@ def task_result(connect: Callable[[], ctr.Engine], p: dict[str, Any], check_mode
         message = f"degraded (non-critical): {result['failure']['message']}"
         result["evidence"] = record(unit, "deploy", False, ctr.evidence_observed(result), message)
         result["warnings"] = [f"unit {unit}: {message}"]
+        # For the play: a degraded deploy did not complete, even where the last good container
+        # serves on (playbooks/units.yml; verify fails it in strict mode).
+        result["ansible_facts"] = {"mlstack_unit_degraded": True}
     else:
         result["evidence"] = record(unit, "deploy", True, ctr.evidence_observed(result), result["reason"])
     shown = result.pop("diff")
