@@ -3,10 +3,12 @@
     .venv/bin/python benchmarks/services.py [--rounds 20] [--json out.json]
 
 Against the stack phase5 left on this machine: TTS latency p50/p95 (voice-interaction),
-STT real-time factor in command and free mode, chat time to first token and tokens per
-second (streamed, through chat to the llm unit), and each unit's resident memory as
-Docker reports it. Tokens are minted with the stack's signing key; nothing secret is
-printed. Figures only: this script asserts nothing.
+STT real-time factor in command and free mode, chat time to first token, tokens per
+second and the share of streams that ran to a finish_reason (streamed, through chat to
+the llm unit), perception's analysis latency and intent accuracy on held-out phrasings,
+memory's store and search latency, and each unit's resident memory as Docker reports it.
+Tokens are minted with the stack's signing key; nothing secret is printed. Figures only:
+this script asserts nothing.
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ def bench_stt(clips: list[bytes]) -> dict[str, float]:
 def bench_chat(rounds: int) -> dict[str, float]:
     auth = headers("chat", "chat:complete")
     ttfts, rates = [], []
+    finished = 0
     for i in range(rounds):
         body = {"model": "local", "max_tokens": 48, "temperature": 0.7, "stream": True,
                 "messages": [{"role": "user", "content": f"Tell me one fact about the number {i + 3}."}]}
@@ -90,6 +93,7 @@ def bench_chat(rounds: int) -> dict[str, float]:
                 if not line or not line.startswith("data: {"):
                     continue
                 delta = json.loads(line[6:]).get("choices") or [{}]
+                finished += bool(delta[0].get("finish_reason"))
                 if delta[0].get("delta", {}).get("content"):
                     chunks += 1
                     first = first or time.perf_counter()
@@ -99,7 +103,55 @@ def bench_chat(rounds: int) -> dict[str, float]:
             if chunks > 1 and end > first:
                 rates.append((chunks - 1) / (end - first))
     return {"chat_ttft_p50_ms": percentile(ttfts, 50), "chat_ttft_p95_ms": percentile(ttfts, 95),
-            "chat_tokens_per_s": statistics.median(rates) if rates else 0.0}
+            "chat_tokens_per_s": statistics.median(rates) if rates else 0.0,
+            "chat_streams_finished": finished / rounds}
+
+
+def backend_url(unit: str, port: int) -> str:
+    """An internal unit, at its address on the backend network."""
+    out = subprocess.run(["docker", "inspect", f"mlstack-{unit}"], capture_output=True, text=True, check=True).stdout
+    return f"http://{json.loads(out)[0]['NetworkSettings']['Networks']['mlstack_backend']['IPAddress']}:{port}"
+
+
+# Phrasings that are not among the examples the unit ships (data/intents.json), with the
+# intent a person would give them.
+HELD_OUT = [("could you dim the bedroom lamp", "lights"), ("is it going to snow this weekend", "weather"),
+            ("wake me in twenty minutes", "timer"), ("put on something by the beatles", "music"),
+            ("cheers, that sorted it", "thanks"), ("right, I am off now, bye for now", "goodbye"), ("hey there", "greeting"),
+            ("what hour is it now", "time"), ("reserve a table for two tonight", "booking"),
+            ("this keeps crashing and I am fed up", "complaint")]
+
+
+def bench_perception(rounds: int) -> dict[str, float]:
+    url, auth = backend_url("perception", 8003) + "/v1/analyze", headers("perception", "perception:analyze")
+    latencies, right = [], 0
+    for i in range(max(rounds, len(HELD_OUT))):
+        text, intent = HELD_OUT[i % len(HELD_OUT)]
+        start = time.perf_counter()
+        response = requests.post(url, json={"text": text}, headers=auth, timeout=30)
+        latencies.append((time.perf_counter() - start) * 1000)
+        response.raise_for_status()
+        right += i < len(HELD_OUT) and response.json()["intent"]["label"] == intent
+    return {"perception_p50_ms": percentile(latencies, 50), "perception_p95_ms": percentile(latencies, 95),
+            "perception_intent_accuracy": right / len(HELD_OUT)}
+
+
+def bench_memory(rounds: int) -> dict[str, float]:
+    base, auth = backend_url("memory", 8001), headers("memory", "memory:write memory:read")
+    user = f"bench{uuid.uuid4().hex[:8]}"
+    stores, searches = [], []
+    for i in range(rounds):
+        start = time.perf_counter()
+        requests.post(f"{base}/v1/memories", headers=auth, timeout=30, json={
+            "text": f"Benchmark note {i}: {PHRASES[i % len(PHRASES)]}", "user": user,
+            "entities": [f"Bench entity {i % 3}"]}).raise_for_status()
+        stores.append((time.perf_counter() - start) * 1000)
+        start = time.perf_counter()
+        requests.post(f"{base}/v1/memories/search", headers=auth, timeout=30,
+                      json={"query": PHRASES[i % len(PHRASES)], "user": user}).raise_for_status()
+        searches.append((time.perf_counter() - start) * 1000)
+    return {"memory_store_p50_ms": percentile(stores, 50), "memory_store_p95_ms": percentile(stores, 95),
+            "memory_search_p50_ms": percentile(searches, 50), "memory_search_p95_ms": percentile(searches, 95)}
 
 
 def memory() -> dict[str, str]:
@@ -117,6 +169,8 @@ def main() -> None:
     figures, clips = bench_tts(args.rounds)
     figures.update(bench_stt(clips))
     figures.update(bench_chat(max(3, args.rounds // 4)))
+    figures.update(bench_perception(args.rounds))
+    figures.update(bench_memory(args.rounds))
     mem = memory()
     for name, value in figures.items():
         print(f"{name:22} {value:10.3f}")
