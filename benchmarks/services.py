@@ -117,7 +117,8 @@ def backend_url(unit: str, port: int) -> str:
 # intent a person would give them.
 HELD_OUT = [("could you dim the bedroom lamp", "lights"), ("is it going to snow this weekend", "weather"),
             ("wake me in twenty minutes", "timer"), ("put on something by the beatles", "music"),
-            ("cheers, that sorted it", "thanks"), ("right, I am off now, bye for now", "goodbye"), ("hey there", "greeting"),
+            ("cheers, that sorted it", "thanks"), ("right, I am off now, bye for now", "goodbye"),
+            ("hey there", "greeting"),
             ("what hour is it now", "time"), ("reserve a table for two tonight", "booking"),
             ("this keeps crashing and I am fed up", "complaint")]
 
