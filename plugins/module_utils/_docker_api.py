@@ -94,6 +94,16 @@ class DockerEngine:
     def set_restart_policy(self, name: str, policy: dict[str, Any] | None) -> None:
         self.api.update_container(name, restart_policy=policy or {"Name": "no"})
 
+    def images(self) -> list[dict[str, Any]]:
+        return self.api.images()
+
+    def used_image_ids(self) -> set[str]:
+        return {c["ImageID"] for c in self.api.containers(all=True)}
+
+    def remove_image(self, tag: str) -> None:
+        # By tag: the layers another image still needs stay.
+        self.api.remove_image(tag)
+
     def remove_volume(self, name: str) -> bool:
         """Remove a named volume; False when it is gone already."""
         try:

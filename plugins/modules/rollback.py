@@ -14,10 +14,12 @@ description:
     stopped, as C(<name>_previous). That container is the unit's previous good state, with its
     image (which Docker keeps while the container exists), its settings and its spec hash.
   - With O(list_only=true) the module reports the states that exist and changes nothing.
-  - Otherwise it stops the serving container, starts the previous one under the unit's name
-    and waits until it is healthy. The replaced container becomes the new C(<name>_previous),
-    so a second rollback rolls forward again. If the restored container does not become
-    healthy, the replaced one is put back and the task fails. Data volumes are never touched.
+  - Otherwise it puts the previous container back under the unit's name once it is healthy. A
+    previous container that binds no host port is started beside the serving one, which stops
+    only then (no gap); one that binds a host port can only start after the serving one stopped.
+    The replaced container becomes the new C(<name>_previous), so a second rollback rolls
+    forward again. If the restored container does not become healthy, the replaced one is put
+    back (or was never stopped) and the task fails. Data volumes are never touched.
   - The next deploy of the unit (playbooks/phase5.yml) brings it back to the declared spec;
     pin the previous image or settings in the inventory to keep the rollback.
 author: mlstack maintainers (@aiops)
