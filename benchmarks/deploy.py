@@ -145,7 +145,11 @@ def compose_service(unit: str, entry: dict[str, Any], info: dict[str, Any], unit
         role = "frontend" if "frontend" in net else "backend"
         service["networks"][role] = {"aliases": [unit]}
     ports = []
-    for container_port, bindings in (host.get("PortBindings") or {}).items():
+    # Compose binds a published unit's port on the service itself; phase5 on its port holder.
+    holder = subprocess.run(["docker", "inspect", f"{info['Name'].lstrip('/')}_port"], capture_output=True,
+                            text=True, check=False)
+    bound = json.loads(holder.stdout)[0]["HostConfig"] if holder.returncode == 0 else host
+    for container_port, bindings in (bound.get("PortBindings") or {}).items():
         for binding in bindings or []:
             ports.append(f"{binding.get('HostIp') or '127.0.0.1'}:{int(binding['HostPort']) + PORT_OFFSET}:"
                          f"{container_port.split('/')[0]}")

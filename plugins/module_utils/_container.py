@@ -310,6 +310,46 @@ def side_name(name: str) -> str:
     return f"{name}_replaced"
 
 
+def holder_name(name: str) -> str:
+    """The port holder that binds a unit's host ports when it has one (``port_holder_image``)."""
+    return f"{name}_port"
+
+
+def holder_spec(spec: dict[str, Any], image: str) -> dict[str, Any]:
+    """The port holder's spec: the unit's host port bindings, forwarded to the unit by its alias.
+
+    The unit itself then binds no host port, so its proven candidate can take over with no
+    gap (``_promote``); the holder changes only with its own image or the unit's ports.
+    """
+    desired = normalize_spec(spec)
+    # The first network as declared (the normalised spec sorts them): the role lists the
+    # published unit's frontend network first, and the holder joins only that one.
+    first = _network_entry(spec["networks"][0]) if spec.get("networks") else None
+    if first is None or not first["aliases"]:
+        raise SpecError("a unit published through a port holder needs a network alias on its first network "
+                        "(the holder reaches it by that name)")
+    alias = first["aliases"][0]
+    container_ports = sorted(int(str(key).split("/", maxsplit=1)[0]) for key in desired["ports"])
+    return {
+        "image": image,
+        "env": {"MLSTACK_FORWARD": " ".join(f"{port}>{alias}:{port}" for port in container_ports)},
+        "ports": desired["ports"],
+        "networks": [{"name": first["name"], "aliases": []}],
+        "user": "65534:65534",
+        "read_only": True,
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges:true"],
+        "memory": "64m",
+        "cpus": 0.25,
+        "pids_limit": 64,
+        "restart_policy": "unless-stopped",
+        "healthcheck": {"test": ["CMD", "python3", "/usr/local/bin/port_holder.py", "--check"],
+                        "interval": 2, "timeout": 3, "retries": 5},
+        "log_options": {"max-size": "10m", "max-file": "3"},
+        "stop_timeout": 5,
+    }
+
+
 def next_name(name: str) -> str:
     """The candidate that proves a new spec beside the serving container (update_order start-first)."""
     return f"{name}_next"
@@ -586,7 +626,7 @@ def remove_unit(engine: Engine, name: str, *, purge: bool = False, check_mode: b
     """Remove the unit's containers (serving, previous, candidate); its named volumes only with ``purge``."""
     removed: list[str] = []
     volumes: set[str] = set()
-    for container in (name, previous_name(name), next_name(name), side_name(name)):
+    for container in (name, previous_name(name), next_name(name), side_name(name), holder_name(name)):
         inspect = engine.inspect(container)
         if inspect is None:
             continue
@@ -622,12 +662,14 @@ def wait_dependencies(engine: Engine, depends_on: list[str], timeout: float) -> 
 def run(engine: Engine, name: str, spec: dict[str, Any], *, unit: str, state: str = "started",
         depends_on: list[str] | None = None, recreate: str = "if_changed", wait: bool = True,
         timeout: float = 120.0, check_mode: bool = False, update_order: str = "stop-first",
-        critical: bool = True, purge: bool = False) -> dict[str, Any]:
+        critical: bool = True, purge: bool = False, port_holder_image: str | None = None) -> dict[str, Any]:
     """The module's whole job: dependencies' health, then the unit's own container.
 
     A critical unit's failure raises (after its rollback). A non-critical unit degrades
     instead: it keeps its last good container, or, with none, its failed container is
     stopped (kept for its logs), and the result says ``degraded`` so the run goes on.
+    With ``port_holder_image`` a unit with host ports binds none itself: its port holder
+    (``<name>_port``) binds them and forwards to it.
     """
     if state == "absent":
         removed = remove_unit(engine, name, purge=purge, check_mode=check_mode)
@@ -637,10 +679,16 @@ def run(engine: Engine, name: str, spec: dict[str, Any], *, unit: str, state: st
                 "changed_fields": [], "rolled_back": False, "dependencies": {},
                 "diff": {"before": {"containers": removed["removed_containers"]}, "after": {"containers": []}}}
     deps: dict[str, Any] = {}
+    held = bool(port_holder_image and spec.get("ports"))
+    holder = holder_spec(spec, port_holder_image) if held and port_holder_image else None
     try:
         deps = wait_dependencies(engine, depends_on or [], timeout)
-        result = reconcile(engine, name, spec, unit=unit, recreate=recreate, wait=wait, timeout=timeout,
-                           check_mode=check_mode, update_order=update_order)
+        result = reconcile(engine, name, {**spec, "ports": {}} if held else spec, unit=unit, recreate=recreate,
+                           wait=wait, timeout=timeout, check_mode=check_mode, update_order=update_order)
+        if holder is not None:
+            # After the unit: on the first run with a holder the old container still binds the ports.
+            result["port_holder"] = _hold_ports(engine, name, holder, unit=unit, wait=wait, timeout=timeout,
+                                                check_mode=check_mode, critical=critical, result=result)
     except RolledBack as exc:
         if critical:
             raise
@@ -652,6 +700,27 @@ def run(engine: Engine, name: str, spec: dict[str, Any], *, unit: str, state: st
     result["dependencies"] = deps
     result["addresses"] = addresses(engine.inspect(name))
     return result
+
+
+def _hold_ports(engine: Engine, name: str, spec: dict[str, Any], *, unit: str, wait: bool, timeout: float,
+                check_mode: bool, critical: bool, result: dict[str, Any]) -> dict[str, Any]:
+    """Bring the port holder to its spec; its failure never stops the unit, which serves on."""
+    holder = holder_name(name)
+    try:
+        return _summary(reconcile(engine, holder, spec, unit=unit, wait=wait, timeout=timeout,
+                                  check_mode=check_mode, update_order="stop-first"))
+    except (RolledBack, HealthError) as exc:
+        detail = getattr(exc, "detail", None) or {"state": (getattr(exc, "result", {}).get("health") or {})}
+        if critical:
+            raise HealthError(f"unit {unit} serves, but its port holder {holder} does not: {exc}", detail) from exc
+        result.update(degraded=True, failure={"message": f"port holder {holder}: {exc}",
+                                              "kept": "the unit serves on its networks; its host port is not bound"})
+        return {"action": "failed", "reason": str(exc), "health": None, "not_serving_s": None}
+
+
+def _summary(result: dict[str, Any]) -> dict[str, Any]:
+    return {"action": result["action"], "reason": result["reason"],
+            "health": (result.get("health") or {}).get("state"), "not_serving_s": result.get("not_serving_s")}
 
 
 def _degrade(engine: Engine, name: str, exc: HealthError) -> dict[str, Any]:
@@ -678,7 +747,7 @@ def evidence_observed(result: dict[str, Any]) -> dict[str, Any]:
     """The part of a reconciliation result that belongs in the evidence record."""
     observed = {key: result.get(key) for key in ("action", "reason", "changed_fields", "rolled_back",
                                                  "update_order", "not_serving_s", "switched", "switch_s",
-                                                 "last_good")}
+                                                 "last_good", "port_holder")}
     observed["degraded"] = bool(result.get("degraded"))
     health = result.get("health") or {}
     observed["health"] = health.get("state")

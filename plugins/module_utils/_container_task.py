@@ -24,6 +24,7 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "update_order": {"type": "str", "choices": list(ctr.UPDATE_ORDERS), "default": "stop-first"},
     "critical": {"type": "bool", "default": True},
     "purge": {"type": "bool", "default": False},
+    "port_holder_image": {"type": "str"},
 }
 REQUIRED_IF = [("state", "started", ["spec"])]
 
@@ -35,7 +36,8 @@ def task_result(connect: Callable[[], ctr.Engine], p: dict[str, Any], check_mode
     try:
         result = ctr.run(connect(), p["name"], p["spec"], unit=unit, state=p["state"], depends_on=p["depends_on"],
                          recreate=p["recreate"], wait=p["wait"], timeout=p["timeout"], check_mode=check_mode,
-                         update_order=p["update_order"], critical=p["critical"], purge=p["purge"])
+                         update_order=p["update_order"], critical=p["critical"], purge=p["purge"],
+                         port_holder_image=p["port_holder_image"])
     except ctr.RolledBack as exc:
         result = exc.result
         result.pop("diff", None)

@@ -97,6 +97,16 @@ options:
       - A non-critical unit's failure marks it RV(degraded) and the task does not fail.
     type: bool
     default: true
+  port_holder_image:
+    description:
+      - An image of the C(port-holder) recipe. With it, a unit whose spec has host ports binds none
+        itself; a port holder container C(<name>_port) binds them and forwards each connection to
+        the unit by its network alias on its first network. The unit can then be replaced
+        start-first with no gap (its healthy candidate answers under the alias before the old
+        container stops), which a host port, bound by one container only, does not allow.
+      - The holder is hardened like a unit (uid 65534, read-only root, no capabilities, limits,
+        healthcheck) and is replaced stop-first, only when its image or the ports change.
+    type: str
   purge:
     description: With O(state=absent), also remove the named volumes the unit's containers mounted (its data).
     type: bool
@@ -165,6 +175,11 @@ not_serving_s:
     - 0 too when a start-first unit without a host port promoted its candidate (O(update_order)).
   returned: after a recreate
   type: float
+port_holder:
+  description: With O(port_holder_image) and host ports, what happened to C(<name>_port) (action, reason,
+    health, not_serving_s).
+  returned: when the unit publishes through a port holder
+  type: dict
 switched:
   description: C(candidate promoted) when the proven candidate took the unit's network aliases and name
     before the serving container stopped (start-first, no host port).

@@ -140,12 +140,17 @@ def test_on_demand_rollback_restores_the_previous_container(
     # The declared v1 inventory matches the restored container: nothing to do.
     again = playbook("phase5.yml", ROOT / "inventories" / "local", "--limit", "localhost,voice-interaction,redis")
     assert [r["observed"]["action"] for r in again.records("voice-interaction", "deploy")] == ["none"]
+    deployed = upgrade.records("voice-interaction", "deploy")[-1]["observed"]
     FIGURES["good_upgrade_then_rollback"] = {
-        "upgrade_not_serving_s": upgrade.records("voice-interaction", "deploy")[-1]["observed"]["not_serving_s"],
+        "upgrade_not_serving_s": deployed["not_serving_s"], "upgrade_switched": deployed.get("switched"),
         "rollback_not_serving_s": record["observed"]["not_serving_s"],
+        "rollback_switched": record["observed"].get("switched"),
         "requests_failed_during_upgrade": failed_during_upgrade,
         "requests_failed_during_rollback": request_loop.failed - failed_during_upgrade,
-        "requests_ok": request_loop.ok}
+        "requests_ok": request_loop.ok, "errors": request_loop.errors[:5]}
+    # The unit binds no host port (its port holder does): both switches are made with no gap.
+    assert deployed["switched"] == "candidate promoted" and deployed["port_holder"]["action"] == "none"
+    assert request_loop.failed == 0, f"requests failed during the upgrade or the rollback: {request_loop.errors[:5]}"
 
 
 def test_an_internal_unit_is_upgraded_and_rolled_back_without_a_failed_request(tmp_path: Path) -> None:

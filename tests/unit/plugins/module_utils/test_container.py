@@ -512,3 +512,72 @@ def test_a_network_detached_behind_the_modules_back_is_repaired_by_a_recreate() 
     assert result["action"] == "recreate" and "['backend'] no longer attached" in result["reason"]
     assert "backend" in engine.containers["mlstack-redis"]["NetworkSettings"]["Networks"]
     assert deploy(engine)["action"] == "none"
+
+
+PUBLISHED = {**SPEC, "ports": {"6379/tcp": ["127.0.0.1", 6379]},
+             "networks": [{"name": "frontend", "aliases": ["redis"]}, {"name": "backend", "aliases": ["redis"]}]}
+
+
+def held(engine: FakeEngine, spec: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
+    return deploy(engine, PUBLISHED if spec is None else spec, port_holder_image="holder:1", **kw)
+
+
+def test_a_port_holder_binds_the_host_port_and_the_unit_binds_none() -> None:
+    engine = FakeEngine({"img:1": "sha256:aaa", "holder:1": "sha256:hhh"})
+    result = held(engine)
+    assert result["port_holder"]["action"] == "create" and result["port_holder"]["health"] == "healthy"
+    unit = next(k for k in engine.created if k["name"] == "mlstack-redis")
+    holder = next(k for k in engine.created if k["name"] == "mlstack-redis_port")
+    assert "ports" not in unit
+    assert holder["ports"] == {"6379/tcp": ("127.0.0.1", 6379)} and holder["network"] == "frontend"
+    assert holder["environment"] == {"MLSTACK_FORWARD": "6379>redis:6379"}
+    assert holder["user"] == "65534:65534" and holder["read_only"] and holder["cap_drop"] == ["ALL"]
+    assert "networking_config" not in holder  # the holder takes no alias: only the unit answers by name
+    engine.calls.clear()
+    assert held(engine)["port_holder"]["action"] == "none" and engine.calls == []
+
+
+def test_with_a_port_holder_a_published_unit_is_upgraded_by_promotion_and_the_holder_stays() -> None:
+    engine = FakeEngine({"img:1": "sha256:aaa", "img:2": "sha256:bbb", "holder:1": "sha256:hhh"})
+    held(engine, update_order="start-first")
+    holder_before = engine.containers["mlstack-redis_port"]
+    result = held(engine, {**PUBLISHED, "image": "img:2"}, update_order="start-first")
+    assert result["switched"] == "candidate promoted" and result["not_serving_s"] == 0.0
+    assert result["port_holder"]["action"] == "none"
+    assert engine.containers["mlstack-redis_port"] == holder_before
+
+
+def test_the_first_run_with_a_holder_moves_the_port_from_the_unit_to_the_holder() -> None:
+    engine = FakeEngine({"img:1": "sha256:aaa", "holder:1": "sha256:hhh"})
+    deploy(engine, PUBLISHED, update_order="start-first")  # before: the unit binds the port itself
+    engine.calls.clear()
+    result = held(engine, update_order="start-first")
+    order = [c for c in engine.calls if c[0] in ("stop_and_rename", "create")]
+    # The old container (holding the port) stops before the holder is created.
+    assert order[-2:] == [("stop_and_rename", "mlstack-redis"), ("create", "mlstack-redis_port")]
+    assert result["switched"] == "candidate promoted" and result["port_holder"]["action"] == "create"
+
+
+def test_a_failing_holder_never_stops_a_non_critical_unit_and_fails_a_critical_one() -> None:
+    engine = FakeEngine({"img:1": "sha256:aaa", "holder:1": "sha256:hhh"})
+    engine.health_script["holder:1"] = ["unhealthy"]
+    result = held(engine, critical=False)
+    assert result["degraded"] is True and "port holder mlstack-redis_port" in result["failure"]["message"]
+    assert engine.containers["mlstack-redis"]["State"]["Running"]
+    engine = FakeEngine({"img:1": "sha256:aaa", "holder:1": "sha256:hhh"})
+    engine.health_script["holder:1"] = ["unhealthy"]
+    with pytest.raises(ctr.HealthError, match="serves, but its port holder"):
+        held(engine)
+
+
+def test_a_holder_needs_an_alias_to_reach_the_unit_by() -> None:
+    with pytest.raises(ctr.SpecError, match="network alias"):
+        held(FakeEngine({"img:1": "sha256:aaa", "holder:1": "sha256:hhh"}),
+             {**PUBLISHED, "networks": [{"name": "frontend", "aliases": []}]})
+
+
+def test_absent_removes_the_port_holder_too() -> None:
+    engine = FakeEngine({"img:1": "sha256:aaa", "holder:1": "sha256:hhh"})
+    held(engine)
+    result = deploy(engine, state="absent")
+    assert "mlstack-redis_port" in result["removed_containers"] and engine.containers == {}

@@ -12,7 +12,7 @@ from ansible_collections.aiops.mlstack.plugins.module_utils import _container_ta
 def params(spec: dict[str, Any], critical: bool) -> dict[str, Any]:
     return {"name": "mlstack-reasoning", "unit": "reasoning", "spec": spec, "state": "started", "depends_on": [],
             "recreate": "if_changed", "wait": True, "timeout": 5.0, "update_order": "start-first",
-            "critical": critical, "purge": False}
+            "critical": critical, "purge": False, "port_holder_image": None}
 
 
 def upgrade(critical: bool) -> tuple[FakeEngine, dict[str, Any]]:
