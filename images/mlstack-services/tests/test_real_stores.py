@@ -14,6 +14,7 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -307,3 +308,34 @@ def test_feedback_in_real_postgresql(real_postgres: dict[str, str], tmp_path: Pa
             await store.close()
 
     assert asyncio.run(scenario()) == [("detailed", 5)]
+
+
+def _alter_chat_password(real_postgres: dict[str, str], password: str) -> None:
+    assert PG_BIN is not None
+    subprocess.run([f"{PG_BIN}/psql", "-h", "127.0.0.1", "-p", real_postgres["port"], "-U", "postgres", "-d",
+                    "postgres", "-c", f"ALTER ROLE chat PASSWORD '{password}'"], check=True, capture_output=True,
+                   env={**os.environ, "PGPASSWORD": "super-pw"}, timeout=30)
+
+
+@needs_pg
+def test_a_new_connection_during_a_password_rotation_waits_for_the_new_file(real_postgres: dict[str, str],
+                                                                             tmp_path: Path) -> None:
+    """rotate_passwords.yml gives the role its new password a moment before the unit's file."""
+    settings = _pg_settings(real_postgres, tmp_path, real_postgres["password"])
+    store = PgTranscripts(settings)
+    _alter_chat_password(real_postgres, "chat-pw-rotated")
+    writer = threading.Timer(0.7, lambda: Path(settings.postgres_password_file).write_text("chat-pw-rotated\n"))
+
+    async def scenario() -> tuple[bool, str]:
+        try:
+            return await store.check()
+        finally:
+            await store.close()
+
+    try:
+        writer.start()
+        ok, reason = asyncio.run(scenario())
+    finally:
+        writer.join()
+        _alter_chat_password(real_postgres, real_postgres["password"])
+    assert ok is True, reason

@@ -186,11 +186,17 @@ GATEWAY_SCOPES = "coordination:read coordination:route coordination:pipeline voi
 
 def test_gateway_status_routes_and_runs_the_voice_chat_pipeline() -> None:
     headers = auth(["coordination", "voice-interaction", "chat"], GATEWAY_SCOPES)
-    status = requests.get(GATEWAY + "/v1/status", headers=headers, timeout=30).json()
+    # Every unit of the local inventory is deployed: none is down. Earlier tests recreate every
+    # container (test_default) and rotate passwords, so a unit may still be warming up.
+    deadline = time.monotonic() + 90
+    while True:
+        status = requests.get(GATEWAY + "/v1/status", headers=headers, timeout=30).json()
+        if status["down"] == [] or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert status["down"] == [], status
     units = {u["unit"]: u["ok"] for u in status["units"]}
     assert units["voice-interaction"] and units["chat"] and units["reasoning"]
-    # Every unit of the local inventory is deployed: none is down.
-    assert status["down"] == [], status
     routed = requests.post(GATEWAY + "/v1/voice-interaction/tts", json={"text": "turn on the lights"},
                            headers=headers, timeout=30)
     assert routed.status_code == 200 and routed.content[:4] == b"RIFF"

@@ -19,8 +19,10 @@ class PgError(RuntimeError):
 
 
 class PgDatabase:
-    def __init__(self, settings: Settings, schema: str, connect_timeout_s: int = 3) -> None:
+    def __init__(self, settings: Settings, schema: str, connect_timeout_s: int = 3,
+                 rotation_wait_s: float = 2.5) -> None:
         self.settings, self.schema, self.connect_timeout_s = settings, schema, connect_timeout_s
+        self.rotation_wait_s = rotation_wait_s
         self._conn: psycopg.AsyncConnection | None = None
         self._lock = asyncio.Lock()
         self._schema_ready = False
@@ -34,12 +36,34 @@ class PgDatabase:
             raise PgError(f"PostgreSQL password file {s.postgres_password_file} is not readable")
         if not (s.postgres_host and s.postgres_user and s.postgres_db):
             raise PgError("POSTGRES_HOST, POSTGRES_USER and POSTGRES_DB must be set")
-        self._conn = await psycopg.AsyncConnection.connect(
+        try:
+            self._conn = await self._connect(password)
+        except psycopg.OperationalError as exc:
+            # During a password rotation the role has its new password a moment before this
+            # unit's file does (rotate_passwords.yml): wait for the file, then try once more.
+            newer = await self._next_password(password) if "password authentication failed" in str(exc) else None
+            if newer is None:
+                raise
+            self._conn = await self._connect(newer)
+        return self._conn
+
+    async def _connect(self, password: str) -> psycopg.AsyncConnection:
+        s = self.settings
+        return await psycopg.AsyncConnection.connect(
             host=s.postgres_host, port=s.postgres_port, user=s.postgres_user, dbname=s.postgres_db,
             password=password, connect_timeout=self.connect_timeout_s, autocommit=True,
             application_name=f"mlstack-{s.unit}",
         )
-        return self._conn
+
+    async def _next_password(self, refused: str) -> str | None:
+        """The password file's new content, once it differs from ``refused``; None after the wait."""
+        deadline = asyncio.get_running_loop().time() + self.rotation_wait_s
+        while asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.1)
+            current = read_secret(self.settings.postgres_password_file)
+            if current is not None and current != refused:
+                return current
+        return None
 
     async def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Runs one statement (after the schema exists); returns its rows, if it has any."""
