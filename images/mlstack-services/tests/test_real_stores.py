@@ -339,3 +339,28 @@ def test_a_new_connection_during_a_password_rotation_waits_for_the_new_file(real
         writer.join()
         _alter_chat_password(real_postgres, real_postgres["password"])
     assert ok is True, reason
+
+
+@needs_pg
+def test_a_kept_session_the_server_ended_is_replaced_without_an_error(real_postgres: dict[str, str],
+                                                                      tmp_path: Path) -> None:
+    """What a restarted PostgreSQL does to a unit's open session: the next statement reconnects."""
+    assert PG_BIN is not None
+    store = PgTranscripts(_pg_settings(real_postgres, tmp_path, real_postgres["password"]))
+
+    def end_chat_sessions() -> None:
+        subprocess.run([f"{PG_BIN}/psql", "-h", "127.0.0.1", "-p", real_postgres["port"], "-U", "postgres", "-d",
+                        "postgres", "-c", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE usename = 'chat'"], check=True, capture_output=True,
+                       env={**os.environ, "PGPASSWORD": "super-pw"}, timeout=30)
+
+    async def scenario() -> tuple[tuple[bool, str], tuple[bool, str]]:
+        try:
+            first = await store.check()
+            await asyncio.to_thread(end_chat_sessions)
+            return first, await store.check()
+        finally:
+            await store.close()
+
+    first, second = asyncio.run(scenario())
+    assert first[0] is True and second[0] is True, (first, second)

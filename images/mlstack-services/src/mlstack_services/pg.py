@@ -53,6 +53,10 @@ class PgDatabase:
             host=s.postgres_host, port=s.postgres_port, user=s.postgres_user, dbname=s.postgres_db,
             password=password, connect_timeout=self.connect_timeout_s, autocommit=True,
             application_name=f"mlstack-{s.unit}",
+            # A server that went away with its address (its container replaced) answers nothing:
+            # the socket fails within 2 s by itself instead of a query waiting to be cancelled,
+            # which psycopg does by asking that same vanished server, for up to 10 s.
+            tcp_user_timeout=2000, keepalives=1, keepalives_idle=10, keepalives_interval=2, keepalives_count=2,
         )
 
     async def _next_password(self, refused: str) -> str | None:
@@ -74,16 +78,31 @@ class PgDatabase:
 
     async def _run(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         async with self._lock:
+            reused = self._conn is not None and not self._conn.closed
             try:
-                conn = await self._connection()
-                async with conn.cursor() as cur:
-                    await cur.execute(sql, params or None)
-                    return await cur.fetchall() if cur.description else []
+                return await self._statement(sql, params)
             except psycopg.Error as exc:
-                if self._conn is not None and self._conn.broken:
-                    await self._conn.close()
-                    self._conn = None
+                lost = self._conn is not None and self._conn.broken
+                await self._drop_broken()
+                if not (reused and lost):
+                    raise PgError(f"{type(exc).__name__}: {str(exc).strip()}") from None
+            # The kept session died (the server restarted or moved): once more on a new one.
+            try:
+                return await self._statement(sql, params)
+            except psycopg.Error as exc:
+                await self._drop_broken()
                 raise PgError(f"{type(exc).__name__}: {str(exc).strip()}") from None
+
+    async def _statement(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        conn = await self._connection()
+        async with conn.cursor() as cur:
+            await cur.execute(sql, params or None)
+            return await cur.fetchall() if cur.description else []
+
+    async def _drop_broken(self) -> None:
+        if self._conn is not None and self._conn.broken:
+            await self._conn.close()
+            self._conn = None
 
     async def check(self) -> tuple[bool, str]:
         try:
