@@ -679,12 +679,12 @@ def run(engine: Engine, name: str, spec: dict[str, Any], *, unit: str, state: st
                 "changed_fields": [], "rolled_back": False, "dependencies": {},
                 "diff": {"before": {"containers": removed["removed_containers"]}, "after": {"containers": []}}}
     deps: dict[str, Any] = {}
-    held = bool(port_holder_image and spec.get("ports"))
-    holder = holder_spec(spec, port_holder_image) if held and port_holder_image else None
+    holder = holder_spec(spec, port_holder_image) if port_holder_image and spec.get("ports") else None
     try:
         deps = wait_dependencies(engine, depends_on or [], timeout)
-        result = reconcile(engine, name, {**spec, "ports": {}} if held else spec, unit=unit, recreate=recreate,
-                           wait=wait, timeout=timeout, check_mode=check_mode, update_order=update_order)
+        result = reconcile(engine, name, spec if holder is None else {**spec, "ports": {}}, unit=unit,
+                           recreate=recreate, wait=wait, timeout=timeout, check_mode=check_mode,
+                           update_order=update_order)
         if holder is not None:
             # After the unit: on the first run with a holder the old container still binds the ports.
             result["port_holder"] = _hold_ports(engine, name, holder, unit=unit, wait=wait, timeout=timeout,

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ansible_collections.aiops.mlstack.plugins.module_utils import _container as ctr
+from ansible_collections.aiops.mlstack.plugins.module_utils._docker_api import DOCKER_HOST_ARG
 from ansible_collections.aiops.mlstack.plugins.module_utils._evidence import record
 
 ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
@@ -20,7 +21,7 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "recreate": {"type": "str", "choices": ["if_changed", "always", "never"], "default": "if_changed"},
     "wait": {"type": "bool", "default": True},
     "timeout": {"type": "float", "default": 120},
-    "docker_host": {"type": "str", "default": "unix:///var/run/docker.sock"},
+    **DOCKER_HOST_ARG,
     "update_order": {"type": "str", "choices": list(ctr.UPDATE_ORDERS), "default": "stop-first"},
     "critical": {"type": "bool", "default": True},
     "purge": {"type": "bool", "default": False},

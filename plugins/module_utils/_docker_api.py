@@ -19,6 +19,10 @@ except ImportError as exc:  # pragma: no cover - depends on the target's interpr
     DockerException = Exception  # type: ignore[assignment,misc]
 
 
+# The option every module on the docker doc fragment takes (doc_fragments/docker.py).
+DOCKER_HOST_ARG = {"docker_host": {"type": "str", "default": "unix:///var/run/docker.sock"}}
+
+
 def engine_for(module: Any) -> DockerEngine:
     """The engine at the module's ``docker_host``, or the module fails naming the missing SDK."""
     if not HAS_DOCKER:

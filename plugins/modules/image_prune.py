@@ -60,6 +60,7 @@ evidence:
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.aiops.mlstack.plugins.module_utils._docker_api import (  # noqa: E402
+    DOCKER_HOST_ARG,
     DockerException,
     engine_for,
 )
@@ -73,7 +74,7 @@ def main() -> None:
             "prefix": {"type": "str", "default": "mlstack/"},
             "keep_unused": {"type": "int", "default": 0},
             "unit": {"type": "str", "required": True},
-            "docker_host": {"type": "str", "default": "unix:///var/run/docker.sock"},
+            **DOCKER_HOST_ARG,
         },
         supports_check_mode=True,
     )

@@ -95,6 +95,7 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.aiops.mlstack.plugins.module_utils import _container as ctr  # noqa: E402
 from ansible_collections.aiops.mlstack.plugins.module_utils._docker_api import (  # noqa: E402
+    DOCKER_HOST_ARG,
     DockerException,
     engine_for,
 )
@@ -108,7 +109,7 @@ def main() -> None:
             "unit": {"type": "str", "required": True},
             "list_only": {"type": "bool", "default": False},
             "timeout": {"type": "float", "default": 120},
-            "docker_host": {"type": "str", "default": "unix:///var/run/docker.sock"},
+            **DOCKER_HOST_ARG,
         },
         supports_check_mode=True,
     )

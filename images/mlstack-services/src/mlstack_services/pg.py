@@ -18,6 +18,10 @@ class PgError(RuntimeError):
     pass
 
 
+def _pg_error(exc: psycopg.Error) -> PgError:
+    return PgError(f"{type(exc).__name__}: {str(exc).strip()}")
+
+
 class PgDatabase:
     def __init__(self, settings: Settings, schema: str, connect_timeout_s: int = 3,
                  rotation_wait_s: float = 2.5) -> None:
@@ -85,13 +89,13 @@ class PgDatabase:
                 lost = self._conn is not None and self._conn.broken
                 await self._drop_broken()
                 if not (reused and lost):
-                    raise PgError(f"{type(exc).__name__}: {str(exc).strip()}") from None
+                    raise _pg_error(exc) from None
             # The kept session died (the server restarted or moved): once more on a new one.
             try:
                 return await self._statement(sql, params)
             except psycopg.Error as exc:
                 await self._drop_broken()
-                raise PgError(f"{type(exc).__name__}: {str(exc).strip()}") from None
+                raise _pg_error(exc) from None
 
     async def _statement(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         conn = await self._connection()
