@@ -234,6 +234,25 @@ def create_kwargs(name: str, spec: dict[str, Any], labels: dict[str, str]) -> di
     return kwargs
 
 
+# What Docker writes in a health-log entry whose probe ran past the healthcheck's timeout (or
+# whose exec the engine could not start in time): the unit was slow to answer, not down.
+_SLOW_MARKS = ("exceeded timeout", "deadline exceeded")
+# How long a serving container whose probes time out is given to answer again before an
+# upgrade decides it is not the last good state (capped by the unit's own health timeout).
+SETTLE_S = 60.0
+
+
+def slow_not_down(inspect: dict[str, Any]) -> bool:
+    """An unhealthy container whose last probe timed out is slow (a busy host), not down.
+
+    A down unit fails its probe at once (connection refused, an error status, an exit);
+    only a probe that ran out of time says the unit may still be serving.
+    """
+    log = ((inspect.get("State") or {}).get("Health") or {}).get("Log") or []
+    last = str(log[-1].get("Output", "")).lower() if log else ""
+    return any(mark in last for mark in _SLOW_MARKS)
+
+
 def health_state(inspect: dict[str, Any]) -> tuple[str, list[str]]:
     """Classify a container: healthy | starting | unhealthy | no-healthcheck | exited | restarting.
 
@@ -274,9 +293,12 @@ def wait_healthy(engine: Engine, name: str, timeout: float, poll: float = 0.1, t
 
     A container without a healthcheck is not healthy (USER-ASKS 4): it fails at once.
     ``transient_ok`` is for another unit's container, which its own deploy may be
-    recreating right now: then only the time limit ends the wait.
+    recreating right now: then only the time limit ends the wait. An unhealthy container
+    whose last probe timed out is slow, not down (``slow_not_down``): a busy host must not
+    fail a serving unit, so it is waited for within ``timeout`` too, and the result says so.
     """
     start = clock()
+    slow = False
     while True:
         inspect = engine.inspect(name)
         elapsed = round(clock() - start, 3)
@@ -287,14 +309,17 @@ def wait_healthy(engine: Engine, name: str, timeout: float, poll: float = 0.1, t
             continue
         state, log = health_state(inspect)
         if state == "healthy":
-            return {"state": state, "waited_s": elapsed}
-        if state == "no-healthcheck" or (state in ("unhealthy", "exited", "restarting") and not transient_ok):
+            return {"state": state, "waited_s": elapsed, **({"slow": True} if slow else {})}
+        if state == "unhealthy" and slow_not_down(inspect):
+            slow = True
+        elif state == "no-healthcheck" or (state in ("unhealthy", "exited", "restarting") and not transient_ok):
             detail = {"state": state, "waited_s": elapsed, "health_log": log,
                       "exit_code": (inspect.get("State") or {}).get("ExitCode"),
                       "logs_tail": engine.logs_tail(name, 20)}
             raise HealthError(f"container {name} is {state} after {elapsed}s", detail)
         if elapsed >= timeout:
-            raise HealthError(f"container {name} still {state} after the {timeout}s limit",
+            slowly = " (its probes time out: slow, or hung)" if slow else ""
+            raise HealthError(f"container {name} still {state} after the {timeout}s limit{slowly}",
                               {"state": state, "waited_s": elapsed, "health_log": log,
                                "logs_tail": engine.logs_tail(name, 20)})
         sleep(poll)
@@ -340,11 +365,16 @@ def holder_spec(spec: dict[str, Any], image: str) -> dict[str, Any]:
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges:true"],
         "memory": "64m",
-        "cpus": 0.25,
+        # Half a core: at a quarter, the forwarding of a request loop starved the holder's own
+        # healthcheck (three "exceeded timeout" in a row on a loaded host).
+        "cpus": 0.5,
         "pids_limit": 64,
         "restart_policy": "unless-stopped",
-        "healthcheck": {"test": ["CMD", "python3", "/usr/local/bin/port_holder.py", "--check"],
-                        "interval": 2, "timeout": 3, "retries": 5},
+        # Bash's /dev/tcp, not a Python start under the holder's CPU quota: every listening
+        # port accepts a connection. A probe that times out is slow, not down (``wait_healthy``).
+        "healthcheck": {"test": ["CMD", "bash", "-c", " && ".join(
+            f"exec 3<>/dev/tcp/127.0.0.1/{port} && exec 3>&-" for port in container_ports)],
+                        "interval": 2, "timeout": 10, "retries": 5, "start_period": 30},
         "log_options": {"max-size": "10m", "max-file": "3"},
         "stop_timeout": 5,
     }
@@ -402,7 +432,8 @@ def reconcile(engine: Engine, name: str, spec: dict[str, Any], *, unit: str, rec
         "diff": {"before": step.before or {}, "after": step.after or {}},
         "rolled_back": False,
         "health": None,
-        "last_good": _last_good(current) if step.action == "recreate" else None,
+        "last_good": _last_good(engine, name, current, min(timeout, SETTLE_S), check_mode)
+        if step.action == "recreate" else None,
         "update_order": update_order,
     }
     if check_mode:
@@ -432,10 +463,25 @@ def reconcile(engine: Engine, name: str, spec: dict[str, Any], *, unit: str, rec
     return result
 
 
-def _last_good(current: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The serving container is the last good state only when it is healthy."""
+def _last_good(engine: Engine, name: str, current: dict[str, Any] | None, settle: float,
+               check_mode: bool) -> dict[str, Any] | None:
+    """The serving container is the last good state only when it is healthy.
+
+    One whose probes time out (a busy host) is waited for, at most ``settle`` seconds, before
+    it is judged: on a loaded machine a serving v1 read as unhealthy at the moment of the plan
+    lost its rollback record although it served throughout. Check mode reads, never waits.
+    """
     state = container_state(current, "current")
-    return state if state is not None and state["state"] == "healthy" else None
+    if state is None or state["state"] == "healthy":
+        return state
+    if state["state"] != "unhealthy" or check_mode or not slow_not_down(current or {}):
+        return None
+    try:
+        waited = wait_healthy(engine, name, settle)
+    except HealthError:
+        return None
+    settled = container_state(engine.inspect(name), "current")
+    return {**settled, "settled_s": waited["waited_s"]} if settled is not None else None
 
 
 def candidate_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -43,10 +43,12 @@ class ProbeError(Exception):
     of running out its retries.
     """
 
-    def __init__(self, reason: str, fatal: bool = False) -> None:
+    def __init__(self, reason: str, fatal: bool = False, slow: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.fatal = fatal
+        # A probe that ran out of time: the unit may be busy, not down (see ``report``).
+        self.slow = slow
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class Attempt:
     status: int | None = None
     latency_ms: float | None = None
     fatal: bool = False
+    slow: bool = False
 
 
 @dataclass
@@ -80,6 +83,9 @@ class Measurement:
     ok: int
     latencies_ms: list[float] = field(default_factory=list)
     last_failure: str = ""
+    # Probes that timed out: slow, not down. Their latency is at least the timeout.
+    slow: int = 0
+    last_slow: str = ""
 
 
 # --- URLs and headers (pure) -----------------------------------------------------------
@@ -172,7 +178,7 @@ def describe_error(exc: BaseException, target: str, timeout: float) -> ProbeErro
         exc = inner
     # socket.timeout is TimeoutError only from Python 3.10 on; targets may run 3.8.
     if isinstance(exc, (TimeoutError, socket.timeout)):  # noqa: UP041
-        return ProbeError(f"timed out after {timeout:g} s waiting for {target}")
+        return ProbeError(f"timed out after {timeout:g} s waiting for {target}", slow=True)
     if isinstance(exc, ssl.SSLCertVerificationError):
         detail = getattr(exc, "verify_message", None) or str(exc)
         return ProbeError(f"TLS certificate of {target} failed verification: {detail}", fatal=True)
@@ -356,7 +362,7 @@ def http_check(
     try:
         status, body, latency = probe(url, method, headers, timeout, ca_path, validate_certs)
     except ProbeError as exc:
-        return Attempt(False, exc.reason, fatal=exc.fatal)
+        return Attempt(False, exc.reason, fatal=exc.fatal, slow=exc.slow)
     ok, reason = evaluate(status, body, expect_status, expect_json)
     return Attempt(ok, reason, status=status, latency_ms=latency)
 
@@ -366,7 +372,7 @@ def tcp_check(host: str, port: int, timeout: float = 3.0, probe: Any = probe_tcp
     try:
         latency = probe(host, port, timeout)
     except ProbeError as exc:
-        return Attempt(False, exc.reason, fatal=exc.fatal)
+        return Attempt(False, exc.reason, fatal=exc.fatal, slow=exc.slow)
     return Attempt(True, f"TCP connect to {host}:{port} ok", latency_ms=latency)
 
 
@@ -477,8 +483,12 @@ def wait_until_healthy(
         sleep(pause)
 
 
-def measure(probe_fn: Any, count: int) -> Measurement:
-    """Take ``count`` probes back to back; keep the latencies of the ok ones and the last failure."""
+def measure(probe_fn: Any, count: int, timeout: float | None = None) -> Measurement:
+    """Take ``count`` probes back to back; keep the latencies of the ok ones and the last failure.
+
+    A probe that timed out is counted as slow, not failed, and its latency as ``timeout``
+    (a lower bound), so that the percentiles show the slowness instead of hiding it.
+    """
     result = Measurement(total=count, ok=0)
     for _probe in range(count):
         attempt = probe_fn()
@@ -486,6 +496,11 @@ def measure(probe_fn: Any, count: int) -> Measurement:
             result.ok += 1
             if attempt.latency_ms is not None:
                 result.latencies_ms.append(attempt.latency_ms)
+        elif attempt.slow:
+            result.slow += 1
+            result.last_slow = attempt.reason
+            if timeout is not None:
+                result.latencies_ms.append(round(timeout * 1000.0, 3))
         else:
             result.last_failure = attempt.reason
     return result
@@ -501,13 +516,16 @@ def report(
     wait: WaitResult,
     measurement: Measurement | None,
     secrets: list[str | None] | tuple[str | None, ...] = (),
+    latency_bound_ms: float | None = None,
 ) -> dict[str, Any]:
     """The module's result: verdict, reason, latency summary and one evidence record.
 
-    Healthy means the wait succeeded and every latency probe after it was ok too: a
-    service that answers once and then fails is not healthy. With no latency probes the
-    latency of the successful attempt is the only sample. ``target`` must already be
-    redacted; every string in ``secrets`` is masked in the reason.
+    Healthy means the wait succeeded and no latency probe after it failed: a service that
+    answers once and then fails is not healthy. Slow is not down: a latency probe that timed
+    out is evidence (counted, and its timeout taken as its latency), not a failure, unless
+    the p95 latency passes ``latency_bound_ms``, the unit's declared bound. With no latency
+    probes the latency of the successful attempt is the only sample. ``target`` must already
+    be redacted; every string in ``secrets`` is masked in the reason.
     """
     measurement = measurement or Measurement(total=0, ok=0)
     if measurement.total:
@@ -517,8 +535,9 @@ def report(
     else:
         samples = []
     latency = latency_summary(samples)
-    flaky = measurement.total - measurement.ok
-    ok = wait.ok and flaky == 0
+    flaky = measurement.total - measurement.ok - measurement.slow
+    over_bound = latency_bound_ms is not None and latency["p95"] is not None and latency["p95"] > latency_bound_ms
+    ok = wait.ok and flaky == 0 and not over_bound
     if not wait.ok:
         reason = wait.reason
     elif flaky:
@@ -526,8 +545,16 @@ def report(
             f"{wait.reason} after {wait.attempts} attempt(s), but {flaky} of {measurement.total} "
             f"latency probes failed, the last: {measurement.last_failure}"
         )
+    elif over_bound:
+        reason = (
+            f"{wait.reason} after {wait.attempts} attempt(s), but too slow: p95 latency {latency['p95']:g} ms "
+            f"is over the declared bound of {latency_bound_ms:g} ms"
+        )
     else:
         reason = f"{wait.reason} after {wait.attempts} attempt(s) in {wait.waited_s:.1f} s"
+        if measurement.slow:
+            reason += (f"; slow, not down: {measurement.slow} of {measurement.total} latency probes "
+                       f"timed out ({measurement.last_slow})")
     reason = scrub(reason, list(secrets))
     status = wait.last.status if wait.last is not None else None
     observed = {
@@ -538,7 +565,9 @@ def report(
         "latency_p50_ms": latency["p50"],
         "latency_p95_ms": latency["p95"],
         "probes_ok": measurement.ok,
+        "probes_slow": measurement.slow,
         "probes_total": measurement.total,
+        "latency_bound_ms": latency_bound_ms,
     }
     return {
         "ok": ok,

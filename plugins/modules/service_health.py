@@ -125,9 +125,19 @@ options:
     type: float
     default: 3
   probes:
-    description: Latency probes taken after the first healthy answer. V(0) reports the latency of that answer alone.
+    description:
+      - Latency probes taken after the first healthy answer. V(0) reports the latency of that answer alone.
+      - A latency probe that times out is slow, not down - it is counted in RV(evidence) (C(probes_slow)) with
+        O(timeout) as its latency, and fails the check only through O(latency_bound_ms). A probe that fails
+        otherwise (refused, wrong status) fails the check.
     type: int
     default: 5
+  latency_bound_ms:
+    description:
+      - The declared latency bound, in milliseconds - the check fails when the p95 latency of the probes is over it.
+      - Unset, latency is evidence only - a slow unit on a busy host is not called down.
+    type: float
+    version_added: 0.1.0
   validate_certs:
     description: Verify the server certificate and host name of an C(https://) URL.
     type: bool
@@ -261,10 +271,12 @@ evidence:
     observed:
       description:
         - C(url) the probed URL without user info and with query values masked (C(tcp://host:port) for O(tcp)),
-          C(status), C(attempts), C(waited_s), C(latency_p50_ms), C(latency_p95_ms), C(probes_ok), C(probes_total).
+          C(status), C(attempts), C(waited_s), C(latency_p50_ms), C(latency_p95_ms), C(probes_ok), C(probes_slow),
+          C(probes_total), C(latency_bound_ms).
       type: dict
       sample: {"url": "http://127.0.0.1:8080/health", "status": 200, "attempts": 3, "waited_s": 1.27,
-               "latency_p50_ms": 0.93, "latency_p95_ms": 1.4, "probes_ok": 5, "probes_total": 5}
+               "latency_p50_ms": 0.93, "latency_p95_ms": 1.4, "probes_ok": 5, "probes_slow": 0,
+               "probes_total": 5, "latency_bound_ms": null}
     message:
       description: Same as RV(reason).
       type: str
@@ -312,6 +324,7 @@ def main() -> None:
             "deadline": {"type": "float"},
             "timeout": {"type": "float", "default": 3},
             "probes": {"type": "int", "default": 5},
+            "latency_bound_ms": {"type": "float"},
             "validate_certs": {"type": "bool", "default": True},
             "ca_path": {"type": "path"},
             "fail_on_error": {"type": "bool", "default": True},
@@ -364,8 +377,8 @@ def main() -> None:
     if problems:
         module.fail_json(msg="; ".join(problems))
     wait = wait_until_healthy(probe_fn, p["retries"], p["delay"], p["backoff"], p["max_delay"], deadline=p["deadline"])
-    measurement = measure(probe_fn, p["probes"]) if wait.ok else None
-    result = report(p["unit"], p["check"], target, wait, measurement, secrets)
+    measurement = measure(probe_fn, p["probes"], p["timeout"]) if wait.ok else None
+    result = report(p["unit"], p["check"], target, wait, measurement, secrets, p["latency_bound_ms"])
     if not result["ok"] and p["fail_on_error"]:
         module.fail_json(changed=False, **result)
     module.exit_json(changed=False, **result)

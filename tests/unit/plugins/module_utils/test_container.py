@@ -29,7 +29,10 @@ class FakeEngine:
         script = self.health_script.get(c["Config"]["Image"])
         if c["State"]["Running"] and script:
             status = script.pop(0) if len(script) > 1 else script[0]
-            c["State"]["Health"] = {"Status": status, "Log": [{"Output": f"probe said {status}"}]}
+            # "unhealthy-slow": unhealthy because the probes ran out of time (a busy host), as
+            # Docker words it; any other status is a probe that failed at once.
+            output = "Health check exceeded timeout (10s)" if status.endswith("-slow") else f"probe said {status}"
+            c["State"]["Health"] = {"Status": status.removesuffix("-slow"), "Log": [{"Output": output}]}
         return json.loads(json.dumps(c))
 
     def image_id(self, image: str) -> str | None:
@@ -581,3 +584,67 @@ def test_absent_removes_the_port_holder_too() -> None:
     held(engine)
     result = deploy(engine, state="absent")
     assert "mlstack-redis_port" in result["removed_containers"] and engine.containers == {}
+
+
+def test_a_slow_serving_container_is_waited_for_on_a_no_op_run_and_never_stopped() -> None:
+    """A busy host: the serving unit's probes time out, then it answers again. Not a failure."""
+    engine = FakeEngine()
+    deploy(engine)
+    engine.health_script["img:1"] = ["unhealthy-slow", "unhealthy-slow", "healthy"]
+    result = deploy(engine, critical=False)
+    assert result["action"] == "none" and result.get("degraded") is None
+    assert result["health"]["state"] == "healthy" and result["health"]["slow"] is True
+    assert engine.containers["mlstack-redis"]["State"]["Running"] is True
+
+
+def test_a_down_serving_container_still_fails_at_once_on_a_no_op_run() -> None:
+    engine = FakeEngine()
+    deploy(engine)
+    # The plan reads the first status, the health gate the next ones.
+    engine.health_script["img:1"] = ["unhealthy", "unhealthy", "healthy"]
+    with pytest.raises(ctr.HealthError, match="is unhealthy after"):
+        deploy(engine, timeout=30)
+
+
+def test_a_slow_container_past_the_limit_fails_and_says_it_was_slow() -> None:
+    engine = FakeEngine()
+    deploy(engine)
+    engine.health_script["img:1"] = ["unhealthy-slow"]
+    with pytest.raises(ctr.HealthError, match="probes time out"):
+        deploy(engine, timeout=0.3)
+
+
+@pytest.mark.parametrize("order", ["start-first", "stop-first"])
+def test_a_serving_container_read_unhealthy_by_a_busy_host_is_still_the_last_good(order: str) -> None:
+    """The fresh-machine CI failure: v1 served throughout, but its probes timed out at the moment
+    of the plan, and the failed upgrade's record said last_good None."""
+    engine = FakeEngine({"img:1": "sha256:aaa", "img:2": "sha256:bbb"})
+    deploy(engine)
+    engine.health_script["img:1"] = ["unhealthy-slow", "unhealthy-slow", "healthy"]
+    engine.health_script["img:2"] = ["starting", "unhealthy"]
+    with pytest.raises(ctr.RolledBack) as err:
+        deploy(engine, {**SPEC, "image": "img:2"}, update_order=order)
+    last_good = err.value.result["last_good"]
+    assert last_good is not None and last_good["image_id"] == "sha256:aaa" and last_good["state"] == "healthy"
+    assert last_good["settled_s"] >= 0
+    assert engine.containers["mlstack-redis"]["Config"]["Image"] == "img:1"
+
+
+def test_check_mode_never_waits_for_a_slow_serving_container() -> None:
+    engine = FakeEngine({"img:1": "sha256:aaa", "img:2": "sha256:bbb"})
+    deploy(engine)
+    engine.health_script["img:1"] = ["unhealthy-slow"]
+    result = deploy(engine, {**SPEC, "image": "img:2"}, check_mode=True, timeout=30)
+    assert result["action"] == "recreate" and result["last_good"] is None
+
+
+@pytest.mark.parametrize(("output", "slow"), [
+    ("Health check exceeded timeout (10s)", True),
+    ("OCI runtime exec failed: context deadline exceeded", True),
+    ("curl: (7) Failed to connect: Connection refused", False),
+    ("", False),
+])
+def test_slow_is_told_from_down_by_the_last_probe(output: str, slow: bool) -> None:
+    inspect = {"State": {"Running": True, "Health": {"Status": "unhealthy", "Log": [
+        {"Output": "refused"}, {"Output": output}]}}}
+    assert ctr.slow_not_down(inspect) is slow

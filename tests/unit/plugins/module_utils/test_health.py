@@ -268,9 +268,52 @@ def test_report_healthy():
         "latency_p50_ms": 3.0,
         "latency_p95_ms": 5.0,
         "probes_ok": 5,
+        "probes_slow": 0,
         "probes_total": 5,
+        "latency_bound_ms": None,
     }
     assert out["msg"].startswith("chat: health ok: ")
+
+
+def test_measure_counts_a_timed_out_probe_as_slow_with_the_timeout_as_its_latency():
+    fake = FakeTime()
+    timed_out = h.Attempt(False, "timed out after 10 s waiting for http://x/", slow=True)
+    m = h.measure(scripted(fake, [UP, timed_out, UP]), 3, timeout=10.0)
+    assert (m.ok, m.slow, m.last_failure, m.latencies_ms) == (2, 1, "", [1.5, 10000.0, 1.5])
+
+
+def test_report_slow_is_not_down_without_a_bound():
+    """A busy host: one latency probe of five timed out. Evidence, not a failure."""
+    wait = h.WaitResult(True, 1, 0.2, "HTTP status 200", UP)
+    m = h.Measurement(total=5, ok=4, latencies_ms=[1.0, 2.0, 3.0, 4.0, 10000.0], slow=1,
+                      last_slow="timed out after 10 s waiting for http://x/")
+    out = h.report("coordination", "health", "http://x/", wait, m)
+    assert out["ok"] is True
+    assert "slow, not down: 1 of 5 latency probes timed out" in out["reason"]
+    assert out["evidence"][0]["observed"]["probes_slow"] == 1
+    assert out["latency_ms"]["p95"] == 10000.0
+
+
+def test_report_slow_past_the_declared_bound_fails_and_says_so():
+    wait = h.WaitResult(True, 1, 0.2, "HTTP status 200", UP)
+    m = h.Measurement(total=5, ok=4, latencies_ms=[1.0, 2.0, 3.0, 4.0, 10000.0], slow=1)
+    out = h.report("coordination", "health", "http://x/", wait, m, latency_bound_ms=500.0)
+    assert out["ok"] is False
+    assert "too slow: p95 latency 10000 ms is over the declared bound of 500 ms" in out["reason"]
+    assert out["evidence"][0]["observed"]["latency_bound_ms"] == 500.0
+
+
+def test_report_a_refused_probe_after_success_is_still_down_even_with_slow_ones():
+    wait = h.WaitResult(True, 1, 0.2, "HTTP status 200", UP)
+    m = h.Measurement(total=5, ok=3, latencies_ms=[1.0, 2.0, 3.0, 10000.0], slow=1,
+                      last_failure="connection refused by x")
+    out = h.report("chat", "health", "http://x/", wait, m)
+    assert out["ok"] is False and "1 of 5 latency probes failed" in out["reason"]
+
+
+def test_a_timeout_is_slow_and_a_refusal_is_not():
+    assert h.describe_error(TimeoutError(), "http://x/", 10).slow is True
+    assert h.describe_error(ConnectionRefusedError(), "http://x/", 10).slow is False
 
 
 def test_report_flaky_after_success_is_not_healthy():
