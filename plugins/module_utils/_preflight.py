@@ -19,7 +19,7 @@ from ansible_collections.aiops.mlstack.plugins.module_utils._security import HAR
 CATALOG_FIELDS = ("mlstack_unit_kind", "mlstack_unit_role", "mlstack_port", "mlstack_host_port", "mlstack_docker_host",
                   "mlstack_depends_on", "mlstack_optional", "mlstack_critical", "mlstack_update_order",
                   "mlstack_security_exceptions", "mlstack_privileged", "mlstack_gpu", "mlstack_gpu_memory_mb",
-                  "mlstack_gpu_device", "mlstack_data_volume")
+                  "mlstack_gpu_device", "mlstack_data_volume", "mlstack_latency_bound_ms")
 # What a unit may declare it does without (a reason is required); all else is enforced and checked.
 # The hardening rules are the ones the verify role judges, so the two lists cannot drift apart.
 SECURITY_RULES = ("jwt", *HARDENING_RULES)
@@ -79,10 +79,23 @@ def _check_unit(name: str, entry: dict[str, Any], units: dict[str, Any], docker_
                           f"move {dep!r} to mlstack_optional (wired, never awaited) or set mlstack_critical: true "
                           f"on {dep!r}")
     _check_security(name, entry, errors)
+    _check_latency_bound(name, entry.get("mlstack_latency_bound_ms"), errors)
     order = entry.get("mlstack_update_order")
     if order is not None and order not in UPDATE_ORDERS:
         errors.append(f"unit {name}: mlstack_update_order={order!r}: set one of {list(UPDATE_ORDERS)} "
                       "(stop-first for a unit whose data volume one process must own)")
+
+
+def _check_latency_bound(name: str, value: Any, errors: list[str]) -> None:
+    if value is None:
+        return
+    try:
+        bound = float(value)
+    except (TypeError, ValueError):
+        bound = -1.0
+    if isinstance(value, bool) or not bound > 0:
+        errors.append(f"unit {name}: mlstack_latency_bound_ms={value!r} is not a latency: set a number of "
+                      "milliseconds above 0 (the p95 its liveness probes must stay under), or remove it")
 
 
 def _check_security(name: str, entry: dict[str, Any], errors: list[str]) -> None:

@@ -34,6 +34,9 @@ def test_a_good_catalog_passes() -> None:
         ({**GOOD, "x": {**unit(), "mlstack_docker_host": "gpu1"}},
          "unit x: mlstack_docker_host='gpu1' is not in group docker_hosts"),
         ({**GOOD, "x": unit(kind="thing")}, "unit x: mlstack_unit_kind='thing': set one of"),
+        ({**GOOD, "x": unit(mlstack_latency_bound_ms="fast")},
+         "unit x: mlstack_latency_bound_ms='fast' is not a latency: set a number of milliseconds above 0"),
+        ({**GOOD, "x": unit(mlstack_latency_bound_ms=0)}, "unit x: mlstack_latency_bound_ms=0 is not a latency"),
         ({**GOOD, "x": unit(deps=["x"])}, "unit x: mlstack_depends_on names the unit itself"),
         ({"aa": unit(deps=["bb"]), "bb": unit(port=1, deps=["aa"])}, "forms a cycle aa -> bb -> aa"),
         ({}, "the inventory has no units"),
@@ -100,3 +103,7 @@ def test_each_unit_may_own_a_data_volume_replaced_stop_first() -> None:
     assert validate(units, {"localhost"}) == []
     shared = {**units, "other": {**units["other"], "mlstack_data_volume": "mlstack-memory-data"}}
     assert any("already the data volume of unit memory" in e for e in validate(shared, {"localhost"}))
+
+
+def test_a_declared_latency_bound_passes() -> None:
+    assert validate({**GOOD, "x": unit(mlstack_latency_bound_ms=250)}, {"localhost"}) == []
