@@ -106,4 +106,4 @@ def test_each_unit_may_own_a_data_volume_replaced_stop_first() -> None:
 
 
 def test_a_declared_latency_bound_passes() -> None:
-    assert validate({**GOOD, "x": unit(mlstack_latency_bound_ms=250)}, {"localhost"}) == []
+    assert validate({**GOOD, "xy": unit(port=8001, mlstack_latency_bound_ms=250)}, {"localhost"}) == []
