@@ -687,19 +687,26 @@ def remove_unit(engine: Engine, name: str, *, purge: bool = False, check_mode: b
             "removed_volumes": removed_volumes, "kept_volumes": [] if purge else sorted(volumes)}
 
 
-def wait_dependencies(engine: Engine, depends_on: list[str], timeout: float) -> dict[str, Any]:
-    """Block until every dependency container is healthy: the streams' only sync points."""
+def wait_dependencies(engine: Engine, depends_on: list[str], timeout: float,
+                      create_timeout: float | None = None) -> dict[str, Any]:
+    """Block until every dependency container is healthy: the streams' only sync points.
+
+    A dependency may not exist yet: under strategy free its unit may still be building its
+    image (the llm's took 12 min on a fresh machine, past the 300 s health timeout that
+    bounded this wait), so its creation is waited for up to ``create_timeout``, and its
+    health, once it exists, up to ``timeout``.
+    """
     waited: dict[str, Any] = {}
+    create_limit = max(create_timeout or 0.0, timeout)
     for dep in depends_on:
-        deadline = time.monotonic() + timeout
-        # A dependency may not exist yet: under strategy free its unit is still being created.
+        deadline = time.monotonic() + create_limit
         while engine.inspect(dep) is None:
             if time.monotonic() >= deadline:
-                raise HealthError(f"dependency {dep} was not created within {timeout}s", {"state": "absent",
-                                                                                          "dependency": dep})
-            time.sleep(0.1)
+                raise HealthError(f"dependency {dep} was not created within {create_limit}s", {
+                    "state": "absent", "dependency": dep})
+            time.sleep(0.5)
         try:
-            waited[dep] = wait_healthy(engine, dep, max(deadline - time.monotonic(), 0.1), transient_ok=True)
+            waited[dep] = wait_healthy(engine, dep, timeout, transient_ok=True)
         except HealthError as exc:
             raise HealthError(f"dependency {dep}: {exc}", {**exc.detail, "dependency": dep}) from exc
     return waited
@@ -708,7 +715,8 @@ def wait_dependencies(engine: Engine, depends_on: list[str], timeout: float) -> 
 def run(engine: Engine, name: str, spec: dict[str, Any], *, unit: str, state: str = "started",
         depends_on: list[str] | None = None, recreate: str = "if_changed", wait: bool = True,
         timeout: float = 120.0, check_mode: bool = False, update_order: str = "stop-first",
-        critical: bool = True, purge: bool = False, port_holder_image: str | None = None) -> dict[str, Any]:
+        critical: bool = True, purge: bool = False, port_holder_image: str | None = None,
+        dependency_timeout: float | None = None) -> dict[str, Any]:
     """The module's whole job: dependencies' health, then the unit's own container.
 
     A critical unit's failure raises (after its rollback). A non-critical unit degrades
@@ -727,7 +735,7 @@ def run(engine: Engine, name: str, spec: dict[str, Any], *, unit: str, state: st
     deps: dict[str, Any] = {}
     holder = holder_spec(spec, port_holder_image) if port_holder_image and spec.get("ports") else None
     try:
-        deps = wait_dependencies(engine, depends_on or [], timeout)
+        deps = wait_dependencies(engine, depends_on or [], timeout, dependency_timeout)
         result = reconcile(engine, name, spec if holder is None else {**spec, "ports": {}}, unit=unit,
                            recreate=recreate, wait=wait, timeout=timeout, check_mode=check_mode,
                            update_order=update_order)

@@ -21,6 +21,7 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "recreate": {"type": "str", "choices": ["if_changed", "always", "never"], "default": "if_changed"},
     "wait": {"type": "bool", "default": True},
     "timeout": {"type": "float", "default": 120},
+    "dependency_timeout": {"type": "float"},
     **DOCKER_HOST_ARG,
     "update_order": {"type": "str", "choices": list(ctr.UPDATE_ORDERS), "default": "stop-first"},
     "critical": {"type": "bool", "default": True},
@@ -38,7 +39,8 @@ def task_result(connect: Callable[[], ctr.Engine], p: dict[str, Any], check_mode
         result = ctr.run(connect(), p["name"], p["spec"], unit=unit, state=p["state"], depends_on=p["depends_on"],
                          recreate=p["recreate"], wait=p["wait"], timeout=p["timeout"], check_mode=check_mode,
                          update_order=p["update_order"], critical=p["critical"], purge=p["purge"],
-                         port_holder_image=p["port_holder_image"])
+                         port_holder_image=p["port_holder_image"],
+                         dependency_timeout=p.get("dependency_timeout"))
     except ctr.RolledBack as exc:
         result = exc.result
         result.pop("diff", None)

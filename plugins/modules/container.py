@@ -72,6 +72,13 @@ options:
     type: str
     choices: [if_changed, always, never]
     default: if_changed
+  dependency_timeout:
+    description:
+      - Seconds to wait for each dependency in O(depends_on) to be created - under strategy free its unit may
+        still be building its image. Once it exists, its health is waited for up to O(timeout).
+      - Unset, O(timeout) bounds the creation too.
+    type: float
+    version_added: 0.1.0
   wait:
     description: Wait for the container to become healthy.
     type: bool

@@ -648,3 +648,22 @@ def test_slow_is_told_from_down_by_the_last_probe(output: str, slow: bool) -> No
     inspect = {"State": {"Running": True, "Health": {"Status": "unhealthy", "Log": [
         {"Output": "refused"}, {"Output": output}]}}}
     assert ctr.slow_not_down(inspect) is slow
+
+
+def test_a_dependency_still_building_its_image_is_waited_for_past_the_health_timeout() -> None:
+    """Fresh-machine CI: chat gave up on the llm after 300 s while the llm's image was still building."""
+    import threading
+    import time
+
+    engine = FakeEngine()
+
+    def created_late() -> None:
+        time.sleep(0.8)
+        engine.create({"name": "mlstack-llm", "image": "img:1", "labels": {}}, [])
+        engine.start("mlstack-llm")
+
+    threading.Thread(target=created_late, daemon=True).start()
+    waited = ctr.wait_dependencies(engine, ["mlstack-llm"], timeout=0.3, create_timeout=10)
+    assert waited["mlstack-llm"]["state"] == "healthy"
+    with pytest.raises(ctr.HealthError, match="dependency mlstack-absent was not created within 0.6s"):
+        ctr.wait_dependencies(engine, ["mlstack-absent"], timeout=0.3, create_timeout=0.6)
