@@ -4,9 +4,10 @@
 
 A service's ``mlstack_redis_acl`` is a profile name or a list of Redis commands
 (``get``, ``client|setname``) and command categories (``@read``); unset, it is
-:data:`DEFAULT_PROFILE`. :func:`acl_rules` turns it into the command rules of the user's
-ACL line, :func:`permission_errors` says what is wrong with it (preflight). Standard
-library only, so pytest and the services' tests reach it without Ansible.
+:data:`DEFAULT_PROFILE`. Every service user may also PING and EXISTS (:data:`BASELINE`).
+:func:`acl_rules` turns it into the command rules of the user's ACL line,
+:func:`permission_errors` says what is wrong with it (preflight). Standard library only, so
+pytest and the services' tests reach it without Ansible.
 
 Never granted: ``@admin``, ``@dangerous`` and ``@scripting`` (one ``EVAL "while true do
 end" 0`` makes Redis answer ``BUSY`` to every client). ``@blocking`` and ``@pubsub`` only
@@ -20,18 +21,21 @@ from typing import Any
 
 # What the reference services (images/mlstack-services) issue, read from redis_store.py and
 # seen with MONITOR against Redis 7.0. redis-py's connect sends HELLO 3 AUTH, which Redis
-# lets every user run (no-auth commands), so no profile grants them; the services turn off
+# lets every user run (no-auth commands), so nothing grants them; the services turn off
 # CLIENT SETINFO, which Redis 7.2 would refuse (and log) for these users.
-READINESS = ("ping", "exists")  # /ready: PING (also redis-py's health check), EXISTS <prefix>ready-probe
+# Every service user may PING and EXISTS: the service contract's /ready probe (authenticated
+# PING, then EXISTS <prefix>ready-probe), also redis-py's health check and the verify role's
+# probe of the user's key pattern. Neither reaches beyond the user's own keys.
+BASELINE = ("ping", "exists")
 PROFILES: dict[str, tuple[str, ...]] = {
-    "readiness": READINESS,
+    "readiness": (),
     # voice-interaction's SessionStore: SET <prefix>session:<id> ... EX, GET
-    "sessions": (*READINESS, "get", "set"),
+    "sessions": ("get", "set"),
     # chat's ConversationStore: RPUSH, LTRIM, EXPIRE then LRANGE of <prefix>conv:<id>
-    "conversations": (*READINESS, "rpush", "ltrim", "expire", "lrange"),
+    "conversations": ("rpush", "ltrim", "expire", "lrange"),
     # A service image whose commands are not declared: plain reads and writes of its own keys,
-    # MULTI/EXEC, PING, still without blocking, pub/sub, scripts, admin or dangerous commands.
-    "keyvalue": ("@read", "@write", "@transaction", "ping"),
+    # MULTI/EXEC, still without blocking, pub/sub, scripts, admin or dangerous commands.
+    "keyvalue": ("@read", "@write", "@transaction"),
 }
 DEFAULT_PROFILE = "keyvalue"
 FIELD = "mlstack_redis_acl"
@@ -158,7 +162,7 @@ def permission_errors(unit: str, value: Any) -> list[str]:
                 "and @categories"]
     if not isinstance(value, (list, tuple)) or not value:
         return [f"{where} must be a profile name or a non-empty list of Redis commands and @categories, "
-                f"e.g. [ping, get, set]"]
+                "e.g. [get, set] (readiness: PING and EXISTS only)"]
     errors: list[str] = []
     for entry in value:
         name = str(entry).strip().lower() if isinstance(entry, str) else None
@@ -190,7 +194,7 @@ def resolve(value: Any) -> list[str]:
         if value not in PROFILES:
             raise ValueError(f"{FIELD}={value!r} is not a profile: use one of {sorted(PROFILES)}")
         value = PROFILES[value]
-    return list(dict.fromkeys(str(e).strip().lower() for e in value))
+    return list(dict.fromkeys([*BASELINE, *(str(e).strip().lower() for e in value)]))
 
 
 def acl_rules(value: Any, unit: str = "") -> str:
@@ -207,7 +211,7 @@ def acl_rules(value: Any, unit: str = "") -> str:
         raise ValueError("; ".join(errors))
     entries = resolve(value)
     categories = [e[1:] for e in entries if e.startswith("@")]
-    commands = [e for e in entries if not e.startswith("@")]
+    commands = [e for e in entries if not e.startswith("@")]  # the baseline first
     rules = ["-@all", *(f"+@{c}" for c in categories)]
     if categories:
         rules += [f"-@{c}" for c in OPT_IN_CATEGORIES if c not in categories]
@@ -222,3 +226,14 @@ def uses(value: Any) -> dict[str, bool]:
     return {c: f"@{c}" in entries or any(c in _opt_in(e) for e in entries if not e.startswith("@"))
             for c in OPT_IN_CATEGORIES}
 
+
+
+# The categories of the commands the verify role's probe may use (Redis 7.0 COMMAND INFO).
+PROBE_CATEGORIES = {"set": ("write", "string"), "get": ("read", "string"), "del": ("write", "keyspace"),
+                    "exists": ("read", "keyspace")}
+
+
+def grants(value: Any, command: str) -> bool:
+    """Whether ``mlstack_redis_acl`` = ``value`` grants ``command``, one of :data:`PROBE_CATEGORIES`."""
+    entries = resolve(value)
+    return command in entries or any(f"@{c}" in entries for c in PROBE_CATEGORIES[command])

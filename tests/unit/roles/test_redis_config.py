@@ -57,7 +57,7 @@ def test_each_service_user_gets_only_its_commands() -> None:
         "-@all +ping +exists +rpush +ltrim +expire +lrange -@admin -@dangerous -@scripting",
         # no mlstack_redis_acl: the keyvalue profile, still without blocking, pub/sub or scripts
         f"user learning on #{sha('learning-pw')} resetkeys ~learning:* resetchannels &learning:* "
-        "-@all +@read +@write +@transaction -@blocking -@pubsub +ping -@admin -@dangerous -@scripting",
+        "-@all +@read +@write +@transaction -@blocking -@pubsub +ping +exists -@admin -@dangerous -@scripting",
         f"user voice_interaction on #{sha('voice-pw')} resetkeys ~voice-interaction:* "
         "resetchannels &voice-interaction:* -@all +ping +exists +get +set -@admin -@dangerous -@scripting",
     ]
@@ -74,7 +74,7 @@ def test_a_rotation_keeps_the_previous_hash_beside_the_new_one() -> None:
 def test_a_client_given_without_redis_acl_gets_the_default_profile() -> None:
     # redis_clients set by hand (the role's argument spec allows name and prefix only)
     [line] = [x for x in render_acl([{"name": "chat", "prefix": "chat:"}]) if x.startswith("user chat ")]
-    assert line.endswith("&chat:* -@all +@read +@write +@transaction -@blocking -@pubsub +ping "
+    assert line.endswith("&chat:* -@all +@read +@write +@transaction -@blocking -@pubsub +ping +exists "
                          "-@admin -@dangerous -@scripting")
 
 

@@ -16,17 +16,17 @@ DENY = "-@admin -@dangerous -@scripting"
 @pytest.mark.parametrize(
     ("value", "rules"),
     [
-        (None, f"-@all +@read +@write +@transaction -@blocking -@pubsub +ping {DENY}"),
-        ("keyvalue", f"-@all +@read +@write +@transaction -@blocking -@pubsub +ping {DENY}"),
+        (None, f"-@all +@read +@write +@transaction -@blocking -@pubsub +ping +exists {DENY}"),
+        ("keyvalue", f"-@all +@read +@write +@transaction -@blocking -@pubsub +ping +exists {DENY}"),
         ("sessions", f"-@all +ping +exists +get +set {DENY}"),
         ("conversations", f"-@all +ping +exists +rpush +ltrim +expire +lrange {DENY}"),
         ("readiness", f"-@all +ping +exists {DENY}"),
-        (["PING", " get ", "get"], f"-@all +ping +get {DENY}"),
+        (["PING", " get ", "get"], f"-@all +ping +exists +get {DENY}"),
         # a named blocking / pub/sub command comes after -@blocking/-@pubsub, so it survives them
-        (["@read", "blpop", "subscribe"], f"-@all +@read -@blocking -@pubsub +blpop +subscribe {DENY}"),
-        (["@list", "@blocking"], f"-@all +@list +@blocking -@pubsub {DENY}"),
-        (["@pubsub"], f"-@all +@pubsub -@blocking {DENY}"),
-        (["client|setname", "ping"], f"-@all +client|setname +ping {DENY}"),
+        (["@read", "blpop", "subscribe"], f"-@all +@read -@blocking -@pubsub +ping +exists +blpop +subscribe {DENY}"),
+        (["@list", "@blocking"], f"-@all +@list +@blocking -@pubsub +ping +exists {DENY}"),
+        (["@pubsub"], f"-@all +@pubsub -@blocking +ping +exists {DENY}"),
+        (["client|setname", "ping"], f"-@all +ping +exists +client|setname {DENY}"),
     ],
 )
 def test_acl_rules(value: Any, rules: str) -> None:
@@ -90,8 +90,24 @@ def test_uses_says_what_the_checks_may_not_expect_refused(value: Any, uses: dict
 
 def test_profiles_name_only_known_commands_and_none_never_granted() -> None:
     for name, entries in acl.PROFILES.items():
-        assert acl.permission_errors(name, list(entries)) == [], name
+        if entries:
+            assert acl.permission_errors(name, list(entries)) == [], name
         assert "@blocking" not in entries and "@pubsub" not in entries
+
+
+@pytest.mark.parametrize(
+    ("value", "granted"),
+    [
+        (None, {"set", "get", "del", "exists"}),
+        ("sessions", {"set", "get", "exists"}),
+        ("conversations", {"exists"}),
+        ("readiness", {"exists"}),
+        (["@string"], {"set", "get", "exists"}),
+        (["@keyspace"], {"del", "exists"}),
+    ],
+)
+def test_grants_tells_which_probe_commands_a_user_has(value: Any, granted: set[str]) -> None:
+    assert {c for c in acl.PROBE_CATEGORIES if acl.grants(value, c)} == granted
 
 
 def test_the_tables_agree_with_redis() -> None:
