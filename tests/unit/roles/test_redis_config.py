@@ -91,3 +91,17 @@ def test_redis_conf_limits_scripts_and_output_buffers() -> None:
     assert "busy-reply-threshold 1000" in lines
     assert "client-output-buffer-limit normal 64mb 16mb 60" in lines
     assert "client-output-buffer-limit pubsub 8mb 2mb 60" in lines
+
+
+@pytest.mark.parametrize(("role", "option"), [("redis", "redis_clients"), ("postgresql", "postgresql_clients")])
+def test_the_roles_argument_specs_accept_what_unit_clients_gives(role: str, option: str) -> None:
+    # the roles validate their templated defaults: an unknown key of a client would fail the role
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+    specs = yaml.safe_load((ROLE.parent / role / "meta" / "argument_specs.yml").read_text())
+    spec = {option: specs["argument_specs"]["main"]["options"][option]}
+    spec[option].pop("default")
+    clients = unit_clients(HOSTVARS, ["voice-interaction", "chat", "learning"], "redis")
+    result = ArgumentSpecValidator(spec).validate({option: clients})
+    assert result.error_messages == []
+    assert result.validated_parameters[option][0]["redis_acl"] == "conversations"
