@@ -59,7 +59,7 @@ def must_deny(acl: Any) -> list[str]:
     """The probes a user with permission ``acl`` must be refused: always a script, blocking and
     pub/sub unless the permission grants them."""
     granted = uses(acl)
-    return [probe for probe, _ in RISKY_PROBES if not granted.get(probe, False)]
+    return [probe for probe, _command in RISKY_PROBES if not granted.get(probe, False)]
 
 
 def redis_connect(host: str, port: int, username: str | None, password: str | None, timeout: float) -> Any:
