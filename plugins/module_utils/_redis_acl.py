@@ -145,11 +145,6 @@ def _forbidden(command: str) -> list[str]:
     return found
 
 
-def _opt_in(command: str) -> list[str]:
-    return [c for c in OPT_IN_CATEGORIES if command in CATEGORY_COMMANDS[c]
-            or any(m.startswith(f"{command}|") for m in CATEGORY_COMMANDS[c])]
-
-
 def permission_errors(unit: str, value: Any) -> list[str]:
     """What is wrong with a unit's ``mlstack_redis_acl``; each message names unit, field and fix."""
     where = f"unit {unit}: {FIELD}"
@@ -221,11 +216,12 @@ def acl_rules(value: Any, unit: str = "") -> str:
 
 
 def uses(value: Any) -> dict[str, bool]:
-    """Whether the resolved permission grants blocking commands and pub/sub (what the checks may expect)."""
+    """Whether the permission grants the verify role's blocking probe (BLPOP) and pub/sub probe
+    (SUBSCRIBE): by name, or by ``@blocking`` / ``@pubsub`` (another category that holds them,
+    such as ``@list``, does not: ``-@blocking``/``-@pubsub`` follow it)."""
     entries = resolve(value)
-    return {c: f"@{c}" in entries or any(c in _opt_in(e) for e in entries if not e.startswith("@"))
-            for c in OPT_IN_CATEGORIES}
-
+    return {"blocking": "blpop" in entries or "@blocking" in entries,
+            "pubsub": "subscribe" in entries or "@pubsub" in entries}
 
 
 # The categories of the commands the verify role's probe may use (Redis 7.0 COMMAND INFO).

@@ -26,7 +26,7 @@ description:
     (C(EVAL "return 1" 0)), a blocking command (C(BLPOP) of its own probe key, 10 ms) and a
     subscription (C(SUBSCRIBE) to its own probe channel) are refused with C(NOPERM) for the
     command, except C(BLPOP) and C(SUBSCRIBE) where the user's O(users[].redis_acl) grants
-    blocking or pub/sub. The records carry C(observed.user).
+    them (by name, or C(@blocking) / C(@pubsub)). The records carry C(observed.user).
   - No password ever appears in a record. Records hold no password field, and every password
     given is masked in the error texts that come back from the server.
   - The task fails when any record is not ok, unless O(fail_on_error=false).

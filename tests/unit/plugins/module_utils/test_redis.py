@@ -211,7 +211,8 @@ def test_all_checks_pass_against_a_well_configured_server():
         # a service whose permission names blocking or pub/sub may use them
         ({"blpop"}, ["get", "blpop"], True, None),
         ({"blpop", "subscribe"}, ["@list", "@blocking", "@pubsub"], True, None),
-        ({"subscribe"}, ["publish"], True, None),
+        ({"subscribe"}, ["subscribe"], True, None),
+        ({"subscribe"}, ["publish"], False, "SUBSCRIBE was allowed"),
     ],
 )
 def test_a_user_allowed_a_risky_command_fails_unless_its_permission_grants_it(allowed, acl, ok, problem):

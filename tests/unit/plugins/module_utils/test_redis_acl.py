@@ -78,9 +78,11 @@ def test_good_values_have_no_errors(value: Any) -> None:
     [
         (None, {"blocking": False, "pubsub": False}),
         ("sessions", {"blocking": False, "pubsub": False}),
-        (["get", "brpop"], {"blocking": True, "pubsub": False}),
-        (["@read", "publish"], {"blocking": False, "pubsub": True}),
-        (["pubsub|numsub"], {"blocking": False, "pubsub": True}),
+        (["get", "blpop"], {"blocking": True, "pubsub": False}),
+        (["@read", "subscribe"], {"blocking": False, "pubsub": True}),
+        # granted, but not the probes' commands: BLPOP and SUBSCRIBE are still refused
+        (["get", "brpop"], {"blocking": False, "pubsub": False}),
+        (["@list", "publish", "pubsub|numsub"], {"blocking": False, "pubsub": False}),
         (["@blocking", "@pubsub"], {"blocking": True, "pubsub": True}),
     ],
 )
