@@ -22,7 +22,8 @@ from typing import Any
 # What the reference services (images/mlstack-services) issue, read from redis_store.py and
 # seen with MONITOR against Redis 7.0. redis-py's connect sends HELLO 3 AUTH, which Redis
 # lets every user run (no-auth commands), so nothing grants them; the services turn off
-# CLIENT SETINFO, which Redis 7.2 would refuse (and log) for these users.
+# CLIENT SETINFO and CLIENT MAINT_NOTIFICATIONS, which these users would be refused (and each
+# refusal logged in ACL LOG; Redis 7.0 does not even know them).
 # Every service user may PING and EXISTS: the service contract's /ready probe (authenticated
 # PING, then EXISTS <prefix>ready-probe), also redis-py's health check and the verify role's
 # probe of the user's key pattern. Neither reaches beyond the user's own keys.
