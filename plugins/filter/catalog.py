@@ -8,16 +8,24 @@ from collections.abc import Mapping
 from typing import Any
 
 from ansible_collections.aiops.mlstack.plugins.module_utils._preflight import catalog_of, clients_of, db_identifier
+from ansible_collections.aiops.mlstack.plugins.module_utils._redis_acl import acl_rules
 
 
-def unit_clients(hostvars: Mapping[str, Any], units: list[str], database: str) -> list[dict[str, str]]:
+def unit_clients(hostvars: Mapping[str, Any], units: list[str], database: str) -> list[dict[str, Any]]:
     """Service units among ``units`` that depend on ``database``, with their identifiers.
 
-    Each gets a user ``name``, a Redis key ``prefix`` and a PostgreSQL ``database`` of its own.
+    Each gets a user ``name``, a Redis key ``prefix`` and a PostgreSQL ``database`` of its own,
+    and ``redis_acl``, its catalog's ``mlstack_redis_acl`` (None: the default profile).
     """
     catalog = catalog_of(hostvars, units)
-    return [{"unit": name, "name": db_identifier(name), "prefix": f"{name}:", "database": db_identifier(name)}
+    return [{"unit": name, "name": db_identifier(name), "prefix": f"{name}:", "database": db_identifier(name),
+             "redis_acl": catalog[name].get("mlstack_redis_acl")}
             for name in clients_of(catalog, database)]
+
+
+def redis_acl_rules(client: Mapping[str, Any]) -> str:
+    """The command rules of a Redis service user's ACL line (see module_utils/_redis_acl.py)."""
+    return acl_rules(client.get("redis_acl"), str(client.get("unit") or client.get("name") or ""))
 
 
 def credentials(clients: list[dict[str, str]], secrets: Mapping[str, str], fields: list[str]) -> list[dict[str, str]]:
@@ -30,4 +38,5 @@ def credentials(clients: list[dict[str, str]], secrets: Mapping[str, str], field
 
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"unit_clients": unit_clients, "db_identifier": db_identifier, "credentials": credentials}
+        return {"unit_clients": unit_clients, "db_identifier": db_identifier, "credentials": credentials,
+                "redis_acl_rules": redis_acl_rules}

@@ -13,13 +13,16 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ansible_collections.aiops.mlstack.plugins.module_utils._gpu_placement import request_errors
+from ansible_collections.aiops.mlstack.plugins.module_utils._redis_acl import FIELD as REDIS_ACL_FIELD
+from ansible_collections.aiops.mlstack.plugins.module_utils._redis_acl import permission_errors
 from ansible_collections.aiops.mlstack.plugins.module_utils._security import HARDENING_RULES
 
 # The fields of a unit's catalog entry (its host vars) that the collection reads.
 CATALOG_FIELDS = ("mlstack_unit_kind", "mlstack_unit_role", "mlstack_port", "mlstack_host_port", "mlstack_docker_host",
                   "mlstack_depends_on", "mlstack_optional", "mlstack_critical", "mlstack_update_order",
                   "mlstack_security_exceptions", "mlstack_privileged", "mlstack_gpu", "mlstack_gpu_memory_mb",
-                  "mlstack_gpu_device", "mlstack_data_volume", "mlstack_latency_bound_ms")
+                  "mlstack_gpu_device", "mlstack_data_volume", "mlstack_latency_bound_ms",
+                  "mlstack_redis_acl")
 # What a unit may declare it does without (a reason is required); all else is enforced and checked.
 # The hardening rules are the ones the verify role judges, so the two lists cannot drift apart.
 SECURITY_RULES = ("jwt", *HARDENING_RULES)
@@ -183,6 +186,21 @@ def _check_cycles(units: dict[str, dict[str, Any]], errors: list[str]) -> None:
             visit(name, [name])
 
 
+def _check_redis_acl(units: dict[str, dict[str, Any]], errors: list[str]) -> None:
+    # A Redis role renders the ACL file for its clients only: a permission on any other unit
+    # would be silently ignored, and a bad one would fail ACL LOAD after the run has begun.
+    redis_units = {name for name, entry in units.items() if entry.get("mlstack_unit_role") == "redis"}
+    for name in sorted(units):
+        value = units[name].get(REDIS_ACL_FIELD)
+        if value is None:
+            continue
+        if not redis_units & set(units[name].get("mlstack_depends_on") or []):
+            errors.append(f"unit {name}: {REDIS_ACL_FIELD} is set but mlstack_depends_on names no Redis unit: "
+                          f"add the Redis unit to mlstack_depends_on or remove {REDIS_ACL_FIELD}")
+            continue
+        errors.extend(permission_errors(name, value))
+
+
 def validate(units: dict[str, dict[str, Any]], docker_hosts: set[str], roles: set[str] | None = None) -> list[str]:
     """All problems of the catalog, in a stable order; an empty list means go.
 
@@ -196,6 +214,7 @@ def validate(units: dict[str, dict[str, Any]], docker_hosts: set[str], roles: se
     _check_ports(units, errors)
     _check_volumes(units, errors)
     _check_cycles(units, errors)
+    _check_redis_acl(units, errors)
     return errors
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ansible_collections.aiops.mlstack.plugins.module_utils._evidence import record, scrub, stopwatch
+from ansible_collections.aiops.mlstack.plugins.module_utils._redis_acl import grants, permission_errors, uses
 
 try:
     import redis  # noqa: F401  # pylint: disable=unused-import
@@ -44,6 +45,21 @@ class RedisUser:
     name: str
     password: str
     prefix: str
+    # The service's mlstack_redis_acl (None: the default profile): whether it may block or subscribe.
+    acl: Any = None
+
+
+# Commands no service user should run unless its permission names them, each probed in a way
+# that harms nothing if it is wrongly allowed: a script that returns at once, a BLPOP that
+# waits 10 ms, a SUBSCRIBE on a connection that is closed right after.
+RISKY_PROBES = (("script", "EVAL"), ("blocking", "BLPOP"), ("pubsub", "SUBSCRIBE"))
+
+
+def must_deny(acl: Any) -> list[str]:
+    """The probes a user with permission ``acl`` must be refused: always a script, blocking and
+    pub/sub unless the permission grants them."""
+    granted = uses(acl)
+    return [probe for probe, _command in RISKY_PROBES if not granted.get(probe, False)]
 
 
 def redis_connect(host: str, port: int, username: str | None, password: str | None, timeout: float) -> Any:
@@ -118,6 +134,12 @@ def is_no_permission(exc: BaseException) -> bool:
     return "no permissions" in str(exc).lower()
 
 
+def is_command_refusal(exc: BaseException) -> bool:
+    """An ACL denial of the command itself (``NOPERM ... no permissions to run the 'eval' command``),
+    not of a key or channel it names: only that proves the command is not granted."""
+    return is_no_permission(exc) and "no permissions to run" in str(exc).lower()
+
+
 def foreign_prefix(user: RedisUser, users: Sequence[RedisUser]) -> str:
     """Another user's prefix (the next one in the list), else a prefix that is nobody's."""
     index = users.index(user)
@@ -144,12 +166,14 @@ def validate_users(users: Sequence[dict[str, Any]], field: str = "users") -> lis
             seen.add(name)
         if user.get("prefix") is not None and not str(user.get("prefix")):
             errors.append(f"{field}[{index}].prefix: must not be empty (a user needs a key prefix of its own)")
+        errors.extend(f"{field}[{index}].redis_acl: {e}" for e in permission_errors(str(name), user.get("redis_acl")))
     return errors
 
 
 def users_from_params(users: Sequence[dict[str, Any]] | None) -> list[RedisUser]:
     """Module parameters to :class:`RedisUser`; the prefix defaults to ``<name>:``."""
-    return [RedisUser(u["name"], u["password"], u.get("prefix") or f"{u['name']}:") for u in users or []]
+    return [RedisUser(u["name"], u["password"], u.get("prefix") or f"{u['name']}:", u.get("redis_acl"))
+            for u in users or []]
 
 
 # --- the probes ----------------------------------------------------------------------
@@ -289,20 +313,59 @@ class _Probe:
             client = self.client(user.name, user.password)
         except Exception as exc:
             self.add("own_prefix_access", False, observed, f"user {user.name} could not connect: {self.err(exc)}")
-            self.add(
-                "foreign_prefix_denied",
-                False,
-                {"user": user.name},
-                f"not checked: user {user.name} could not connect",
-            )
+            for check in ("foreign_prefix_denied", "risky_commands_denied"):
+                self.add(check, False, {"user": user.name}, f"not checked: user {user.name} could not connect")
             return
         try:
             self._own_prefix(client, user, key, observed)
             self._foreign_prefix(client, user, users)
+            # last: a SUBSCRIBE wrongly allowed leaves the connection in subscriber mode
+            self._risky_commands(client, user)
         finally:
             _close(client)
 
+    # (f) per service user: a script, a blocking command and a subscription are refused (NOPERM)
+    def _risky_commands(self, client: Any, user: RedisUser) -> None:
+        # Key and channel under the user's own prefix: a refusal is then about the command,
+        # never about the key pattern.
+        key = f"{user.prefix}{PROBE_KEY}"
+        expected = must_deny(user.acl)
+        calls: dict[str, Callable[[], Any]] = {
+            "script": lambda: client.eval("return 1", 0),
+            "blocking": lambda: client.blpop([key], timeout=0.01),
+            "pubsub": lambda: client.execute_command("SUBSCRIBE", key),
+        }
+        observed: dict[str, Any] = {"user": user.name, "must_deny": expected}
+        problems: list[str] = []
+        errors: list[str] = []
+        for probe, command in RISKY_PROBES:
+            try:
+                calls[probe]()
+                observed[f"{probe}_denied"] = False
+                if probe in expected:
+                    problems.append(f"{command} was allowed")
+            except Exception as exc:
+                observed[f"{probe}_denied"] = is_command_refusal(exc)
+                errors.append(f"{command}: {self.err(exc)}")
+                if probe in expected and not observed[f"{probe}_denied"]:
+                    problems.append(f"{command} failed, but not with NOPERM for the command")
+        denied = [c for p, c in RISKY_PROBES if p in expected]
+        detail = "; ".join(errors)
+        self.add(
+            "risky_commands_denied",
+            not problems,
+            observed,
+            f"user {user.name} is refused {', '.join(denied)}: {detail}"
+            if not problems
+            else f"user {user.name}: {'; '.join(problems)}" + (f" ({detail})" if detail else ""),
+        )
+
     def _own_prefix(self, client: Any, user: RedisUser, key: str, observed: dict[str, Any]) -> None:
+        # A user whose permission has no SET/GET/DEL (chat's lists only) proves its key pattern
+        # with EXISTS, which every service user may run (the service contract's /ready probe).
+        if not all(grants(user.acl, c) for c in ("set", "get", "del")):
+            self._own_prefix_read(client, user, key, observed)
+            return
         value = secrets.token_hex(8)
         try:
             observed["set"] = bool(client.set(key, value, ex=60))
@@ -322,21 +385,31 @@ class _Probe:
             else f"user {user.name} on {key}: SET/GET/DEL did not round-trip",
         )
 
+    def _own_prefix_read(self, client: Any, user: RedisUser, key: str, observed: dict[str, Any]) -> None:
+        try:
+            observed["exists"] = int(client.exists(key))
+        except Exception as exc:
+            self.add("own_prefix_access", False, observed, f"user {user.name}: EXISTS {key}: {self.err(exc)}")
+            return
+        self.add("own_prefix_access", True, observed,
+                 f"user {user.name} may read {key} (EXISTS; its permission has no SET/GET/DEL to write a probe)")
+
     def _foreign_prefix(self, client: Any, user: RedisUser, users: Sequence[RedisUser]) -> None:
         prefix = foreign_prefix(user, users)
         key = f"{prefix}{PROBE_KEY}"
         observed: dict[str, Any] = {"user": user.name, "foreign_prefix": prefix}
         problems: list[str] = []
         errors: list[str] = []
+        # EXISTS, which every service user may run: its refusal is about the key, not the command.
         try:
-            client.get(key)
+            client.exists(key)
             observed["read_denied"] = False
-            problems.append(f"GET {key} was allowed")
+            problems.append(f"EXISTS {key} was allowed")
         except Exception as exc:
             observed["read_denied"] = is_no_permission(exc)
-            errors.append(f"GET: {self.err(exc)}")
+            errors.append(f"EXISTS: {self.err(exc)}")
             if not observed["read_denied"]:
-                problems.append(f"GET {key} failed without NOPERM")
+                problems.append(f"EXISTS {key} failed without NOPERM")
         try:
             written = client.set(key, "mlstack-foreign-probe", ex=60)
             observed["write_denied"] = False
@@ -374,8 +447,8 @@ def check_redis(
     """Run every Redis probe and return one evidence record per check (and per user).
 
     Checks: ``connect``, ``auth_required``, ``wrong_password_rejected``, ``persistence``,
-    then ``own_prefix_access`` and ``foreign_prefix_denied`` for each user (observed
-    ``user`` names it). Writes go only to ``<prefix>mlstack-check`` keys, which expire
+    then ``own_prefix_access``, ``foreign_prefix_denied`` and ``risky_commands_denied`` for each
+    user (observed ``user`` names it). Writes go only to ``<prefix>mlstack-check`` keys, which expire
     after 60 s and are deleted at once.
     """
     users = list(users)

@@ -13,8 +13,11 @@ description:
   - Reads each unit's catalog entry (C(mlstack_unit_kind), C(mlstack_port), C(mlstack_host_port),
     C(mlstack_docker_host), C(mlstack_depends_on)) from the inventory and fails, listing every
     problem with the unit, the field and the fix, when a unit name is invalid, a dependency is
-    unknown, self-referencing or cyclic, two units publish one host port on one Docker host, or a
-    unit points at a machine outside C(docker_hosts).
+    unknown, self-referencing or cyclic, two units publish one host port on one Docker host, a
+    unit points at a machine outside C(docker_hosts), or a unit's C(mlstack_redis_acl) (the Redis
+    commands it may run) is not a profile or a list of Redis 7.0 commands and categories, grants
+    C(@all), C(@admin), C(@dangerous) or C(@scripting) or a command in them, or is set on a unit
+    that depends on no Redis unit.
   - This is an action plugin that runs on the controller and changes nothing.
 author: mlstack maintainers (@aiops)
 extends_documentation_fragment:

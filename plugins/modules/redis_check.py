@@ -18,9 +18,15 @@ description:
   - C(persistence) C(INFO persistence) read as the admin user reports C(aof_enabled=1)
     (C(CONFIG GET) is not used, an ACL may forbid it).
   - For each of O(users), C(own_prefix_access) C(SET), C(GET) and C(DEL) of
-    C(<prefix>mlstack-check) work, and C(foreign_prefix_denied) C(GET) and C(SET) of the same
+    C(<prefix>mlstack-check) work (a user whose O(users[].redis_acl) grants not all three, such
+    as chat's C(conversations), is probed with C(EXISTS) of the key instead, which every service
+    user may run), and C(foreign_prefix_denied) C(EXISTS) and C(SET) of the same
     key under the next user's prefix (a prefix that is nobody's, C(mlstack-foreign:), when
-    there is only one user) are refused with C(NOPERM). The records carry C(observed.user).
+    there is only one user) are refused with C(NOPERM). C(risky_commands_denied) a script
+    (C(EVAL "return 1" 0)), a blocking command (C(BLPOP) of its own probe key, 10 ms) and a
+    subscription (C(SUBSCRIBE) to its own probe channel) are refused with C(NOPERM) for the
+    command, except C(BLPOP) and C(SUBSCRIBE) where the user's O(users[].redis_acl) grants
+    them (by name, or C(@blocking) / C(@pubsub)). The records carry C(observed.user).
   - No password ever appears in a record. Records hold no password field, and every password
     given is masked in the error texts that come back from the server.
   - The task fails when any record is not ok, unless O(fail_on_error=false).
@@ -35,7 +41,7 @@ attributes:
       - The checks run in check mode too. They are read-only except for the probe key
         C(<prefix>mlstack-check) of each service user, which is written with a 60 s expiry and
         deleted at once; a foreign write that should have been refused but was not is deleted
-        too. The module never reports C(changed).
+        too. A script wrongly allowed only returns 1. The module never reports C(changed).
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
     support: none
@@ -81,6 +87,12 @@ options:
       prefix:
         description: Key prefix the user owns (its ACL C(~<prefix>*)). Defaults to C(<name>:).
         type: str
+      redis_acl:
+        description:
+          - The service's C(mlstack_redis_acl), a profile name or a list of Redis commands and
+            C(@categories) (unset, the C(keyvalue) profile). Decides whether C(BLPOP) and
+            C(SUBSCRIBE) must be refused; C(EVAL) always must.
+        type: raw
   timeout:
     description: Connect and read timeout of each connection, in seconds.
     type: float
@@ -106,8 +118,10 @@ EXAMPLES = r"""
       - name: chat
         password: "{{ __redis_secrets.secrets.chat }}"
         prefix: "chat:"
+        redis_acl: conversations
       - name: voice_interaction
         password: "{{ __redis_secrets.secrets.voice_interaction }}"
+        redis_acl: [ping, exists, get, set]
   register: __redis_check
 
 - name: Collect the evidence without failing the play
@@ -127,7 +141,8 @@ ok:
 evidence:
   description:
     - One record per check in the order C(connect), C(auth_required), C(wrong_password_rejected),
-      C(persistence), then C(own_prefix_access) and C(foreign_prefix_denied) per user.
+      C(persistence), then C(own_prefix_access), C(foreign_prefix_denied) and
+      C(risky_commands_denied) per user.
     - The schema is the collection's evidence record (see docs/evidence.md).
   returned: always
   type: list
@@ -153,8 +168,10 @@ evidence:
         - What was measured. C(connect) has C(user), C(host), C(port), C(latency_ms),
           C(redis_version); C(auth_required) C(refused); C(wrong_password_rejected) C(user),
           C(rejected); C(persistence) C(aof_enabled), C(aof_last_write_status);
-          C(own_prefix_access) C(user), C(key), C(set), C(get_matches), C(deleted);
-          C(foreign_prefix_denied) C(user), C(foreign_prefix), C(read_denied), C(write_denied).
+          C(own_prefix_access) C(user), C(key), C(set), C(get_matches), C(deleted) (or C(exists));
+          C(foreign_prefix_denied) C(user), C(foreign_prefix), C(read_denied), C(write_denied);
+          C(risky_commands_denied) C(user), C(must_deny) (of C(script), C(blocking), C(pubsub)),
+          C(script_denied), C(blocking_denied), C(pubsub_denied).
       type: dict
       sample: {"user": "chat", "key": "chat:mlstack-check", "set": true, "get_matches": true, "deleted": true}
     message:
@@ -167,7 +184,7 @@ msg:
   description: Summary; on failure names the failed checks.
   returned: always
   type: str
-  sample: "redis: 8 of 8 checks ok"
+  sample: "redis: 10 of 10 checks ok"
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -198,6 +215,7 @@ def main() -> None:
                     "name": {"type": "str", "required": True},
                     "password": {"type": "str", "required": True, "no_log": True},
                     "prefix": {"type": "str"},
+                    "redis_acl": {"type": "raw"},
                 },
             },
             "timeout": {"type": "float", "default": 5.0},

@@ -25,6 +25,7 @@ import pytest
 
 from ansible_collections.aiops.mlstack.plugins.module_utils import _postgres as pg
 from ansible_collections.aiops.mlstack.plugins.module_utils import _redis as rd
+from ansible_collections.aiops.mlstack.plugins.module_utils._redis_acl import acl_rules
 
 pytestmark = pytest.mark.docker
 
@@ -122,6 +123,9 @@ def network(docker_client: Any) -> Iterator[str]:
     net.remove()
 
 
+REDIS_ACL = {"chat": None, "voice": "sessions"}
+
+
 @pytest.fixture(scope="module")
 def redis_server(docker_client: Any, network: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     _need_image(docker_client, REDIS_IMAGE)
@@ -138,8 +142,9 @@ def redis_server(docker_client: Any, network: str, tmp_path_factory: pytest.Temp
     (config / "users.acl").write_text(
         "user default off\n"
         f"user admin on #{sha('admin')} ~* &* +@all\n"
-        f"user chat on #{sha('chat')} ~chat:* &chat:* +@all -@admin -@dangerous\n"
-        f"user voice on #{sha('voice')} ~voice:* &voice:* +@all -@admin -@dangerous\n",
+        # the rules the role renders: chat with the default profile, voice with "sessions"
+        f"user chat on #{sha('chat')} ~chat:* &chat:* {acl_rules(REDIS_ACL['chat'])}\n"
+        f"user voice on #{sha('voice')} ~voice:* &voice:* {acl_rules(REDIS_ACL['voice'])}\n",
         encoding="utf-8",
     )
     for path in config.iterdir():
@@ -227,7 +232,7 @@ def _assert_no_secret(obj: Any, values: list[str]) -> None:
 
 
 def _redis_users(server: dict) -> list[rd.RedisUser]:
-    return [rd.RedisUser(n, server["passwords"][n], f"{n}:") for n in ("chat", "voice")]
+    return [rd.RedisUser(n, server["passwords"][n], f"{n}:", REDIS_ACL[n]) for n in ("chat", "voice")]
 
 
 def test_redis_checks_pass(redis_server: dict) -> None:
@@ -235,7 +240,7 @@ def test_redis_checks_pass(redis_server: dict) -> None:
         "redis", redis_server["host"], 6379, "admin", redis_server["passwords"]["admin"], _redis_users(redis_server)
     )
     _assert_all_ok(records)
-    assert len(records) == 8
+    assert len(records) == 10
     connect = _by(records, "connect")
     assert connect["observed"]["redis_version"].startswith("7.")
     assert connect["observed"]["latency_ms"] > 0
@@ -250,6 +255,9 @@ def test_redis_checks_pass(redis_server: dict) -> None:
         "write_denied": True,
     }
     assert "NOPERM" in foreign["message"]
+    for user in ("chat", "voice"):
+        risky = _by(records, "risky_commands_denied", user)["observed"]
+        assert risky["script_denied"] and risky["blocking_denied"] and risky["pubsub_denied"], risky
     _assert_no_secret(records, list(redis_server["passwords"].values()))
 
 
@@ -275,6 +283,7 @@ def test_redis_single_user_and_a_user_without_acl_limits(redis_server: dict) -> 
     denied = _by(records, "foreign_prefix_denied", "admin")
     assert denied["ok"] is False
     assert denied["observed"]["read_denied"] is False and denied["observed"]["write_denied"] is False
+    assert _by(records, "risky_commands_denied", "admin")["ok"] is False, "admin may run scripts"
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------
@@ -405,11 +414,12 @@ def test_modules_through_ansible(redis_server: dict, postgres_server: dict, pg_s
             "unit": "redis",
             "host": redis_server["host"],
             "admin_password": redis_server["passwords"]["admin"],
-            "users": [{"name": n, "password": redis_server["passwords"][n]} for n in ("chat", "voice")],
+            "users": [{"name": n, "password": redis_server["passwords"][n], "redis_acl": REDIS_ACL[n]}
+                      for n in ("chat", "voice")],
         },
     )
     assert rc == 0, out
-    assert '"msg": "redis: 8 of 8 checks ok"' in out or "msg: 'redis: 8 of 8 checks ok'" in out, out
+    assert '"msg": "redis: 10 of 10 checks ok"' in out or "msg: 'redis: 10 of 10 checks ok'" in out, out
     _assert_no_secret(out, secrets_used)
 
     clients = [{"name": s.name, "password": s.password, "database": s.database} for s in pg_services]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import glob
+import hashlib
+import importlib.util
 import os
 import pwd
 import shutil
@@ -18,14 +20,16 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import redis as redis_sync
+import yaml
 from fakes import FakeLLM, free_port, serve
 from fastapi.testclient import TestClient
 from helpers import bearer
 from mlstack_services.app import create_app
-from mlstack_services.redis_store import ConversationStore, connect
+from mlstack_services.redis_store import ConversationStore, SessionStore, check, connect
 from mlstack_services.settings import Settings
 from mlstack_services.transcripts import PgTranscripts
 
@@ -61,19 +65,54 @@ needs_pg = pytest.mark.skipif(PG_BIN is None or _pg_user() == "missing",
                               reason="no PostgreSQL binaries (initdb, pg_ctl), or root lacking runuser + postgres user")
 
 
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _collection_acl() -> ModuleType:
+    """The collection's ACL derivation (standard library only), the code the redis role renders with."""
+    spec = importlib.util.spec_from_file_location("mlstack_redis_acl", ROOT / "plugins/module_utils/_redis_acl.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _catalog_permissions() -> dict[str, object]:
+    """mlstack_redis_acl of the services in the local inventory, by ACL user (hyphens become underscores)."""
+    inventory = yaml.safe_load((ROOT / "inventories/local/hosts.yml").read_text())
+    services = inventory["all"]["children"]["mlstack_units"]["children"]["mlstack_services"]["hosts"]
+    return {unit.replace("-", "_"): entry.get("mlstack_redis_acl") for unit, entry in services.items()
+            if "redis" in (entry.get("mlstack_depends_on") or [])}
+
+
+ACL = _collection_acl()
+PERMISSIONS = _catalog_permissions()
+
+
+def acl_file(path: Path, passwords: dict[str, str]) -> Path:
+    """users.acl as roles/redis/templates/users.acl.j2 renders it: the same lines, hashes and rules."""
+    def sha(name: str) -> str:
+        return hashlib.sha256(passwords[name].encode()).hexdigest()
+
+    lines = ["user default off resetkeys resetchannels -@all", f"user admin on #{sha('admin')} ~* &* +@all"]
+    for user, permission in sorted(PERMISSIONS.items()):
+        prefix = f"{user.replace('_', '-')}:"
+        lines.append(f"user {user} on #{sha(user)} resetkeys ~{prefix}* resetchannels &{prefix}* "
+                     f"{ACL.acl_rules(permission, user)}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 @pytest.fixture(scope="module")
-def real_redis() -> Iterator[dict[str, str]]:
+def real_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     port = free_port()
     users = {"voice_interaction": "voice-pw", "chat": "chat-pw", "admin": "admin-pw"}
+    assert set(PERMISSIONS) == {"voice_interaction", "chat"}, PERMISSIONS
+    acl = acl_file(tmp_path_factory.mktemp("redis-acl") / "users.acl", users)
     assert REDIS_SERVER is not None
     proc = subprocess.Popen([
         REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-        "--user", "default", "off",
-        "--user", "admin", "on", ">admin-pw", "~*", "&*", "+@all",
-        "--user", "voice_interaction", "on", ">voice-pw", "resetkeys", "~voice-interaction:*", "resetchannels",
-        "&voice-interaction:*", "+@all", "-@admin", "-@dangerous",
-        "--user", "chat", "on", ">chat-pw", "resetkeys", "~chat:*", "resetchannels", "&chat:*",
-        "+@all", "-@admin", "-@dangerous",
+        "--aclfile", str(acl),
     ], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     admin = redis_sync.Redis(port=port, username="admin", password="admin-pw")
     deadline = time.monotonic() + 10
@@ -135,6 +174,85 @@ def test_ready_names_the_redis_auth_problem(settings_for: Callable[..., Settings
     assert needle in ready.json()["checks"]["redis"]["reason"]
 
 
+# A script that returns at once, a 10 ms BLPOP, a SUBSCRIBE: harmless if one were wrongly allowed.
+RISKY = (("eval", ("EVAL", "return 1", "0")), ("blpop", ("BLPOP", "{prefix}probe", "0.01")),
+         ("subscribe", ("SUBSCRIBE", "{prefix}probe")), ("publish", ("PUBLISH", "{prefix}probe", "x")),
+         ("fcall", ("FCALL", "f", "0")), ("keys", ("KEYS", "{prefix}*")), ("info", ("INFO",)),
+         ("config|get", ("CONFIG", "GET", "maxmemory")), ("flushdb", ("FLUSHDB",)))
+# What each service issues, read from redis_store.py, with arguments on its own prefix.
+USED = {
+    "voice_interaction": [("PING",), ("EXISTS", "{prefix}ready-probe"),
+                          ("SET", "{prefix}session:t", "{{}}", "EX", "60"), ("GET", "{prefix}session:t")],
+    "chat": [("PING",), ("EXISTS", "{prefix}ready-probe"), ("RPUSH", "{prefix}conv:t", "{{}}"),
+             ("LTRIM", "{prefix}conv:t", "-40", "-1"), ("EXPIRE", "{prefix}conv:t", "60"),
+             ("LRANGE", "{prefix}conv:t", "0", "-1")],
+}
+# Commands the other service uses: refused to this one.
+UNUSED = {"voice_interaction": [("RPUSH", "{prefix}x", "v"), ("LRANGE", "{prefix}x", "0", "-1"), ("DEL", "{prefix}x")],
+          "chat": [("SET", "{prefix}x", "v"), ("GET", "{prefix}x"), ("DEL", "{prefix}x")]}
+
+
+def _as_user(real_redis: dict[str, str], user: str) -> redis_sync.Redis:
+    return redis_sync.Redis(port=int(real_redis["port"]), username=user, password=real_redis[user],
+                            socket_timeout=2, protocol=2, driver_info=None)
+
+
+@needs_redis
+@pytest.mark.parametrize("user", ["voice_interaction", "chat"])
+def test_each_service_user_runs_what_it_uses_and_is_refused_scripts_blocking_and_pubsub(
+        real_redis: dict[str, str], user: str) -> None:
+    prefix = f"{user.replace('_', '-')}:"
+    client = _as_user(real_redis, user)
+    try:
+        for argv in USED[user]:
+            client.execute_command(*(a.format(prefix=prefix) for a in argv))
+        for command, argv in RISKY:
+            with pytest.raises(redis_sync.exceptions.NoPermissionError,
+                               match=f"no permissions to run the '{command}' command"):
+                client.execute_command(*(a.format(prefix=prefix) for a in argv))
+        for argv in UNUSED[user]:
+            with pytest.raises(redis_sync.exceptions.NoPermissionError, match="no permissions to run"):
+                client.execute_command(*(a.format(prefix=prefix) for a in argv))
+    finally:
+        client.close()
+
+
+@needs_redis
+def test_the_services_issue_nothing_their_acl_users_are_refused(real_redis: dict[str, str], tmp_path: Path) -> None:
+    """The services' own code paths (connect, /ready's check, the session and conversation stores)
+    against the least-privilege users: the ACL log, which records every refused command, stays empty."""
+    admin = redis_sync.Redis(port=int(real_redis["port"]), username="admin", password=real_redis["admin"],
+                             decode_responses=True)
+    admin.acl_log_reset()
+    admin.config_resetstat()  # the other tests' deliberate refusals
+
+    async def scenario() -> None:
+        for unit, user in (("voice-interaction", "voice_interaction"), ("chat", "chat")):
+            settings = Settings.from_env({
+                "MLSTACK_UNIT": unit, "REDIS_HOST": "127.0.0.1", "REDIS_PORT": real_redis["port"], "REDIS_USER": user,
+                "REDIS_PASSWORD_FILE": _secret(tmp_path, f"{user}_password", real_redis[user])})
+            client = connect(settings)
+            try:
+                assert (await check(client, settings.redis_prefix))[0] is True
+                if unit == "chat":
+                    store = ConversationStore(client, settings.redis_prefix, ttl_s=60, max_messages=4)
+                    await store.append("acl", [{"role": "user", "content": "q"}])
+                    assert await store.load("acl") == [{"role": "user", "content": "q"}]
+                else:
+                    sessions = SessionStore(client, settings.redis_prefix, ttl_s=60)
+                    created = await sessions.create({"room": "hall"}, "subject")
+                    assert (await sessions.get(created["id"]))["metadata"] == {"room": "hall"}
+            finally:
+                await client.aclose()
+
+    asyncio.run(scenario())
+    assert admin.acl_log() == []
+    # nor any other error: redis-py's CLIENT SETINFO, refused on Redis 7.2, is unknown to 7.0
+    assert admin.info("errorstats") == {}
+    stats = admin.info("commandstats")
+    assert not [name for name, s in stats.items() if s["rejected_calls"] or s["failed_calls"]], stats
+
+
 @needs_redis
 def test_conversation_store_on_real_redis_caps_and_expires(real_redis: dict[str, str], tmp_path: Path) -> None:
     settings = Settings.from_env({
@@ -148,9 +266,10 @@ def test_conversation_store_on_real_redis_caps_and_expires(real_redis: dict[str,
             turn = [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]
             await store.append("real", turn)
         loaded = await store.load("real")
-        ttl = await client.ttl("chat:conv:real")
         await client.aclose()
-        return loaded, ttl
+        # read as admin: chat's own user may run only what chat issues, and TTL is not among it
+        admin = redis_sync.Redis(port=int(real_redis["port"]), username="admin", password=real_redis["admin"])
+        return loaded, admin.ttl("chat:conv:real")
 
     loaded, ttl = asyncio.run(scenario())
     assert [m["content"] for m in loaded] == ["q1", "a1", "q2", "a2"]

@@ -84,13 +84,22 @@ def test_redis_refuses_anonymous_and_wrong_password(host: Any) -> None:
         redis.Redis(host=ip, username="admin", password="wrong-" + uuid.uuid4().hex, socket_timeout=3).ping()
 
 
-def test_redis_service_user_confined_to_its_prefix(host: Any) -> None:
+def test_redis_service_user_confined_to_its_prefix_and_commands(host: Any) -> None:
+    # chat's user may run what chat's history issues (mlstack_redis_acl: conversations), on chat:* only
     client = redis.Redis(host=address(host, "mlstack-redis"), username="chat", password=secret("redis", "chat"),
-                         socket_timeout=3)
-    assert client.set("chat:verify", "1") is True
-    with pytest.raises(redis.exceptions.NoPermissionError):
-        client.get("voice-interaction:anything")
-    client.delete("chat:verify")
+                         socket_timeout=3, driver_info=None)
+    assert client.rpush("chat:verify", "1") >= 1
+    assert client.expire("chat:verify", 60) is True
+    assert client.lrange("chat:verify", 0, -1)[-1] == b"1"
+    with pytest.raises(redis.exceptions.NoPermissionError, match="no permissions to access one of the keys"):
+        client.exists("voice-interaction:anything")
+    # neither a script (EVAL "while true do end" 0 would stall Redis for everyone), a blocking
+    # command, pub/sub, nor a command chat does not use
+    for argv in (("EVAL", "return 1", "0"), ("BLPOP", "chat:verify", "0.01"), ("SUBSCRIBE", "chat:verify"),
+                 ("SET", "chat:verify2", "1"), ("KEYS", "chat:*"), ("CONFIG", "GET", "maxmemory")):
+        with pytest.raises(redis.exceptions.NoPermissionError, match="no permissions to run"):
+            client.execute_command(*argv)
+    client.close()
 
 
 def test_postgres_refuses_missing_and_wrong_password(host: Any) -> None:
@@ -114,8 +123,10 @@ def test_postgres_service_role_reaches_only_its_database(host: Any) -> None:
 def test_data_survives_recreation_of_both_containers(host: Any) -> None:
     marker = uuid.uuid4().hex
     r = redis.Redis(host=address(host, "mlstack-redis"), username="chat", password=secret("redis", "chat"),
-                    socket_timeout=3)
-    r.set("chat:survives", marker)
+                    socket_timeout=3, driver_info=None)
+    # with the commands chat's user may run (a list, as chat's history)
+    r.rpush("chat:survives", marker)
+    r.expire("chat:survives", 3600)
     pg_kw = {"user": "chat", "password": secret("postgresql", "chat"), "dbname": "chat", "connect_timeout": 3}
     with psycopg.connect(host=address(host, "mlstack-postgresql"), **pg_kw) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS survives (marker text)")
@@ -140,8 +151,8 @@ def test_data_survives_recreation_of_both_containers(host: Any) -> None:
                if host.run(f"docker inspect {name}").rc == 0 for m in inspect(host, name)["Mounts"]}
     assert not stale.exists() and kept and kept <= mounted, (kept, mounted)
     r = redis.Redis(host=address(host, "mlstack-redis"), username="chat", password=secret("redis", "chat"),
-                    socket_timeout=3)
-    assert r.get("chat:survives") == marker.encode()
+                    socket_timeout=3, driver_info=None)
+    assert marker.encode() in r.lrange("chat:survives", 0, -1)
     with psycopg.connect(host=address(host, "mlstack-postgresql"), **pg_kw) as conn:
         assert conn.execute("SELECT count(*) FROM survives WHERE marker = %s", (marker,)).fetchone() == (1,)
 

@@ -12,6 +12,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.credentials import CredentialProvider
 from redis.exceptions import AuthenticationError, NoPermissionError
+from redis.maint_notifications import MaintNotificationsConfig
 
 from .settings import Settings, read_secret
 
@@ -56,6 +57,11 @@ def connect(settings: Settings) -> aioredis.Redis:
         # first command on each must reconnect and retry, not fail the caller's request. The
         # asyncio client needs the asyncio Retry: the synchronous one never retries here.
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3), health_check_interval=30,
+        # The unit's ACL user may run only the commands it uses (roles/redis, mlstack_redis_acl):
+        # HELLO/AUTH, then PING and its data commands. redis-py would also send CLIENT SETINFO and
+        # CLIENT MAINT_NOTIFICATIONS on every connect, which such a user is refused (each refusal
+        # an ACL LOG entry on Redis 7.2) and which Redis 7.0 does not know.
+        driver_info=None, maint_notifications_config=MaintNotificationsConfig(enabled=False),
     )
 
 

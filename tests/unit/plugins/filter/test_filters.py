@@ -10,7 +10,8 @@ from ansible_collections.aiops.mlstack.plugins.filter.catalog import credentials
 from ansible_collections.aiops.mlstack.plugins.filter.tree_hash import tree_hash
 
 HOSTVARS = {
-    "voice-interaction": {"mlstack_unit_kind": "service", "mlstack_depends_on": ["redis"]},
+    "voice-interaction": {"mlstack_unit_kind": "service", "mlstack_depends_on": ["redis"],
+                          "mlstack_redis_acl": "sessions"},
     "chat": {"mlstack_unit_kind": "service", "mlstack_depends_on": ["redis", "postgresql"]},
     "redis": {"mlstack_unit_kind": "database", "mlstack_depends_on": []},
 }
@@ -19,9 +20,9 @@ HOSTVARS = {
 def test_unit_clients_gives_each_service_its_own_identifiers() -> None:
     clients = unit_clients(HOSTVARS, ["voice-interaction", "chat"], "redis")
     assert clients == [
-        {"unit": "chat", "name": "chat", "prefix": "chat:", "database": "chat"},
+        {"unit": "chat", "name": "chat", "prefix": "chat:", "database": "chat", "redis_acl": None},
         {"unit": "voice-interaction", "name": "voice_interaction", "prefix": "voice-interaction:",
-         "database": "voice_interaction"},
+         "database": "voice_interaction", "redis_acl": "sessions"},
     ]
 
 

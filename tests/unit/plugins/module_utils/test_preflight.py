@@ -14,7 +14,8 @@ def unit(kind: str = "service", port: int = 8000, deps: list[str] | None = None,
             "mlstack_depends_on": deps or [], **extra}
 
 
-GOOD = {"redis": unit("database", 6379), "chat": unit(port=8007, deps=["redis"], mlstack_host_port=8007)}
+GOOD = {"redis": unit("database", 6379, mlstack_unit_role="redis"),
+        "chat": unit(port=8007, deps=["redis"], mlstack_host_port=8007)}
 
 
 def test_a_good_catalog_passes() -> None:
@@ -59,6 +60,13 @@ def test_a_good_catalog_passes() -> None:
          "unit x: mlstack_security_exceptions.jwt has no reason"),
         ({**GOOD, "x": unit(mlstack_security_exceptions={"jwt": "internal"}, mlstack_host_port=9000)},
          "unit x: waives jwt but publishes mlstack_host_port=9000"),
+        ({**GOOD, "chat": unit(deps=["redis"], mlstack_redis_acl=["get", "eval"])},
+         "unit chat: mlstack_redis_acl: 'eval' is in @scripting, never granted to a service user: remove it"),
+        ({**GOOD, "chat": unit(deps=["redis"], mlstack_redis_acl="everything")},
+         "unit chat: mlstack_redis_acl='everything' is not a profile: use one of"),
+        ({**GOOD, "x": unit(mlstack_redis_acl="sessions")},
+         "unit x: mlstack_redis_acl is set but mlstack_depends_on names no Redis unit: add the Redis unit to "
+         "mlstack_depends_on or remove mlstack_redis_acl"),
         ({**GOOD, "x": unit(mlstack_update_order="blue-green")},
          "unit x: mlstack_update_order='blue-green': set one of ['start-first', 'stop-first']"),
     ],
@@ -66,6 +74,12 @@ def test_a_good_catalog_passes() -> None:
 def test_bad_catalog_is_refused_with_a_precise_message(units: dict[str, Any], expected: str) -> None:
     errors = validate(units, {"localhost"})
     assert any(expected in e for e in errors), errors
+
+
+def test_a_redis_permission_on_a_redis_client_passes() -> None:
+    units = {**GOOD, "voice": unit(port=8006, deps=["redis"], mlstack_redis_acl="sessions"),
+             "chat": unit(port=8007, deps=["redis"], mlstack_redis_acl=["ping", "get", "@list", "blpop"])}
+    assert validate(units, {"localhost"}) == []
 
 
 def test_unpublished_ports_may_repeat_across_units() -> None:

@@ -20,7 +20,7 @@ ALL_SECRETS = (ADMIN_PW, CHAT_PW, VOICE_PW)
 
 
 class FakeRedisServer:
-    """Just enough of Redis 7 ACLs: users, key patterns, NOAUTH/WRONGPASS/NOPERM errors."""
+    """Just enough of Redis 7 ACLs: users, key patterns, commands, NOAUTH/WRONGPASS/NOPERM errors."""
 
     def __init__(self) -> None:
         self.users: dict[str, dict] = {
@@ -35,6 +35,7 @@ class FakeRedisServer:
         self.store: dict[str, str] = {}
         self.clients: list[FakeClient] = []
         self.echo_password = False
+        self.ran: list[tuple[str | None, str]] = []
 
     def connect(self, host, port, username, password, timeout):
         client = FakeClient(self, username, password)
@@ -69,6 +70,32 @@ class FakeClient:
             )
         self.user = self.username
 
+    def _command(self, command: str) -> None:
+        # the risky commands a user may run (the ACL file's +eval, +blpop, +subscribe); admin all
+        allowed = self.server.users.get(self.user or "", {}).get("commands", set())
+        if self.user not in ("admin", "default") and command not in allowed:
+            raise NoPermissionError(f"this user has no permissions to run the '{command}' command",
+                                    status_code="NOPERM")
+        self.server.ran.append((self.user, command))
+
+    def eval(self, script: str, numkeys: int, *args: str) -> int:
+        self._auth()
+        self._command("eval")
+        return 1
+
+    def blpop(self, keys, timeout=0):
+        self._auth()
+        self._command("blpop")
+        for key in keys:
+            self._key(key)
+        return None
+
+    def execute_command(self, *args: str) -> list:
+        self._auth()
+        self._command(str(args[0]).lower())
+        self._key(args[1])  # channels share the key prefix here
+        return ["subscribe", args[1], 1]
+
     def _key(self, key: str) -> None:
         patterns = ["*"] if self.user == "default" else self.server.users[self.user]["keys"]
         if not any(fnmatch.fnmatchcase(key, p) for p in patterns):
@@ -93,6 +120,11 @@ class FakeClient:
         self._key(key)
         self.server.store[key] = value
         return True
+
+    def exists(self, key):
+        self._auth()
+        self._key(key)
+        return int(key in self.server.store)
 
     def get(self, key):
         self._auth()
@@ -137,8 +169,10 @@ def test_all_checks_pass_against_a_well_configured_server():
         ("persistence", None),
         ("own_prefix_access", "chat"),
         ("foreign_prefix_denied", "chat"),
+        ("risky_commands_denied", "chat"),
         ("own_prefix_access", "voice"),
         ("foreign_prefix_denied", "voice"),
+        ("risky_commands_denied", "voice"),
     ]
     assert all(x["ok"] for x in records), records
     assert all(x["unit"] == "redis" for x in records)
@@ -158,7 +192,57 @@ def test_all_checks_pass_against_a_well_configured_server():
     assert "NOAUTH" in by_check(records, "auth_required")["message"]
     assert server.store == {}, "probe keys must be deleted"
     assert all(c.closed for c in server.clients), "every client is closed"
+    risky = by_check(records, "risky_commands_denied", "chat")
+    assert risky["observed"] == {"user": "chat", "must_deny": ["script", "blocking", "pubsub"],
+                                 "script_denied": True, "blocking_denied": True, "pubsub_denied": True}
+    assert risky["message"].startswith("user chat is refused EVAL, BLPOP, SUBSCRIBE: EVAL: NoPermissionError: "
+                                       "NOPERM this user has no permissions to run the 'eval' command; BLPOP: ")
+    assert server.ran == [], "nothing risky ran"
     assert_no_secret(records)
+
+
+@pytest.mark.parametrize(
+    ("allowed", "acl", "ok", "problem"),
+    [
+        ({"eval"}, None, False, "EVAL was allowed"),
+        ({"eval"}, ["@read", "blpop"], False, "EVAL was allowed"),
+        ({"blpop"}, "sessions", False, "BLPOP was allowed"),
+        ({"subscribe"}, ["get", "set"], False, "SUBSCRIBE was allowed"),
+        # a service whose permission names blocking or pub/sub may use them
+        ({"blpop"}, ["get", "blpop"], True, None),
+        ({"blpop", "subscribe"}, ["@list", "@blocking", "@pubsub"], True, None),
+        ({"subscribe"}, ["subscribe"], True, None),
+        ({"subscribe"}, ["publish"], False, "SUBSCRIBE was allowed"),
+    ],
+)
+def test_a_user_allowed_a_risky_command_fails_unless_its_permission_grants_it(allowed, acl, ok, problem):
+    server = FakeRedisServer()
+    server.users["chat"]["commands"] = allowed
+    users = (r.RedisUser("chat", CHAT_PW, "chat:", acl), USERS[1])
+    record = by_check(run(server, users=users), "risky_commands_denied", "chat")
+    assert record["ok"] is ok, record
+    if problem:
+        assert problem in record["message"]
+    for probe, command in r.RISKY_PROBES:
+        assert record["observed"][f"{probe}_denied"] is (command.lower() not in allowed)
+
+
+def test_a_refused_key_does_not_pass_for_a_refused_command():
+    # BLPOP and SUBSCRIBE granted, the user's own prefix not: NOPERM for the key, which proves nothing
+    server = FakeRedisServer()
+    server.users["chat"]["keys"] = ["other:*"]
+    server.users["chat"]["commands"] = {"blpop", "subscribe"}
+    record = by_check(run(server), "risky_commands_denied", "chat")
+    assert record["ok"] is False
+    assert record["observed"]["script_denied"] is True and record["observed"]["blocking_denied"] is False
+    assert "BLPOP failed, but not with NOPERM for the command" in record["message"]
+    assert "SUBSCRIBE failed, but not with NOPERM for the command" in record["message"]
+
+
+def test_a_user_that_cannot_connect_is_not_checked_for_risky_commands():
+    records = run(FakeRedisServer(), users=[r.RedisUser("chat", "wrong-one", "chat:"), USERS[1]])
+    risky = by_check(records, "risky_commands_denied", "chat")
+    assert risky["ok"] is False
 
 
 def test_wrong_admin_password_fails_connect_and_persistence():
@@ -207,9 +291,22 @@ def test_user_with_all_keys_fails_foreign_prefix_and_cleans_up():
     assert record["ok"] is False
     assert record["observed"]["read_denied"] is False
     assert record["observed"]["write_denied"] is False
-    assert "GET voice:mlstack-check was allowed" in record["message"]
+    assert "EXISTS voice:mlstack-check was allowed" in record["message"]
     assert server.store == {}, "a foreign write that worked is undone"
     assert by_check(records, "foreign_prefix_denied", "voice")["ok"] is True
+
+
+def test_a_user_without_set_get_del_proves_its_prefix_with_exists():
+    server = FakeRedisServer()
+    users = (r.RedisUser("chat", CHAT_PW, "chat:", "conversations"), USERS[1])
+    records = run(server, users=users)
+    own = by_check(records, "own_prefix_access", "chat")
+    assert own["ok"] is True and own["observed"] == {"user": "chat", "key": "chat:mlstack-check", "exists": 0}
+    assert "EXISTS" in own["message"]
+    assert by_check(records, "own_prefix_access", "voice")["observed"]["deleted"] is True
+    server.users["chat"]["keys"] = ["other:*"]
+    own = by_check(run(server, users=users), "own_prefix_access", "chat")
+    assert own["ok"] is False and "NOPERM" in own["message"]
 
 
 def test_user_without_its_own_prefix_fails_own_prefix_access():
@@ -293,6 +390,20 @@ def test_error_classification(exc, auth, wrongpass, noperm):
     assert r.is_no_permission(exc) is noperm
 
 
+@pytest.mark.parametrize(
+    ("exc", "refused"),
+    [
+        (NoPermissionError("this user has no permissions to run the 'eval' command", status_code="NOPERM"), True),
+        (ResponseError("NOPERM this user has no permissions to run the 'blpop' command"), True),
+        (NoPermissionError("this user has no permissions to access one of the keys used as arguments"), False),
+        (NoPermissionError("this user has no permissions to access one of the channels used as arguments"), False),
+        (ResponseError("ERR unknown command 'eval'"), False),
+    ],
+)
+def test_command_refusal_is_told_from_a_key_refusal(exc, refused):
+    assert r.is_command_refusal(exc) is refused
+
+
 def test_describe_error_restores_the_code_and_scrubs():
     exc = NoPermissionError("no permissions for s3cr3t", status_code="NOPERM")
     assert r.describe_error(exc, ["s3cr3t"]) == "NoPermissionError: NOPERM no permissions for ********"
@@ -310,6 +421,9 @@ def test_describe_error_restores_the_code_and_scrubs():
             ["users[1].name: 'chat' appears more"],
         ),
         ([{"name": "chat", "password": "x", "prefix": ""}], ["users[0].prefix: must not be empty"]),
+        ([{"name": "chat", "password": "x", "redis_acl": ["eval"]}],
+         ["users[0].redis_acl: unit chat: mlstack_redis_acl: 'eval' is in @scripting"]),
+        ([{"name": "chat", "password": "x", "redis_acl": "sessions"}], []),
     ],
 )
 def test_validate_users(users, errors):
@@ -324,6 +438,8 @@ def test_users_from_params_defaults_the_prefix():
         [{"name": "chat", "password": "p", "prefix": None}, {"name": "v", "password": "q", "prefix": "vv:"}]
     )
     assert users == [r.RedisUser("chat", "p", "chat:"), r.RedisUser("v", "q", "vv:")]
+    [user] = r.users_from_params([{"name": "chat", "password": "p", "redis_acl": ["get", "blpop"]}])
+    assert user.acl == ["get", "blpop"] and r.must_deny(user.acl) == ["script", "pubsub"]
 
 
 def test_scrub_masks_longest_secret_first():

@@ -56,7 +56,7 @@ REDIS_ARGS = {
     "host": "10.0.0.9",
     "admin_password": redis_fakes.ADMIN_PW,
     "users": [
-        {"name": "chat", "password": redis_fakes.CHAT_PW, "prefix": "chat:"},
+        {"name": "chat", "password": redis_fakes.CHAT_PW, "prefix": "chat:", "redis_acl": ["get", "blpop"]},
         {"name": "voice", "password": redis_fakes.VOICE_PW},
     ],
 }
@@ -66,9 +66,10 @@ def test_redis_check_returns_evidence(redis_server: object, capsys: pytest.Captu
     result = _run(redis_check, REDIS_ARGS, capsys)
     assert result["changed"] is False
     assert result["ok"] is True
-    assert result["msg"] == "redis: 8 of 8 checks ok"
-    assert len(result["evidence"]) == 8
+    assert result["msg"] == "redis: 10 of 10 checks ok"
+    assert len(result["evidence"]) == 10
     assert {r["unit"] for r in result["evidence"]} == {"redis"}
+    assert by_user(result["evidence"], "risky_commands_denied", "chat")["observed"]["must_deny"] == ["script", "pubsub"]
     assert by_user(result["evidence"], "foreign_prefix_denied", "voice")["observed"]["foreign_prefix"] == "chat:"
     text = json.dumps(result)
     assert redis_fakes.ADMIN_PW not in text and redis_fakes.CHAT_PW not in text
@@ -83,8 +84,8 @@ def test_redis_check_fails_with_the_evidence(redis_server: object, capsys: pytes
     redis_server.aof_enabled = 0
     result = _run(redis_check, REDIS_ARGS, capsys)
     assert result["failed"] is True
-    assert result["msg"] == "redis: 1 of 8 checks failed: persistence"
-    assert len(result["evidence"]) == 8
+    assert result["msg"] == "redis: 1 of 10 checks failed: persistence"
+    assert len(result["evidence"]) == 10
 
 
 def test_redis_check_fail_on_error_false_reports_without_failing(
@@ -93,7 +94,7 @@ def test_redis_check_fail_on_error_false_reports_without_failing(
     result = _run(redis_check, dict(REDIS_ARGS, admin_password="wrong", fail_on_error=False), capsys)
     assert "failed" not in result
     assert result["ok"] is False
-    assert result["msg"] == "redis: 2 of 8 checks failed: connect (admin), persistence"
+    assert result["msg"] == "redis: 2 of 10 checks failed: connect (admin), persistence"
 
 
 def test_redis_check_names_the_bad_field(redis_server: object, capsys: pytest.CaptureFixture[str]) -> None:
@@ -101,6 +102,11 @@ def test_redis_check_names_the_bad_field(redis_server: object, capsys: pytest.Ca
     result = _run(redis_check, args, capsys)
     assert result["failed"] is True
     assert result["msg"].startswith("users[1].name: 'Voice-1' is not a valid user name")
+    args = dict(REDIS_ARGS, users=[{"name": "chat", "password": "long-pw", "redis_acl": ["get", "eval"]}])
+    result = _run(redis_check, args, capsys)
+    assert result["failed"] is True
+    assert result["msg"] == ("users[0].redis_acl: unit chat: mlstack_redis_acl: 'eval' is in @scripting, never granted "
+                             "to a service user: remove it (scripts and administration belong to the admin user)")
 
 
 def test_redis_check_without_redis_py(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
