@@ -21,6 +21,7 @@ from ..auth import require_scope
 from ..errors import ServiceError, error_body
 from ..llm import LearningClient, LlmClient, PerceptionClient, ReasoningClient, UpstreamError
 from ..metrics import Registry
+from ..openapi import answers
 from ..redis_store import ConversationStore, RedisLike
 from ..requests import require_json
 from ..settings import Settings
@@ -30,6 +31,10 @@ from ..unit import Unit
 log = logging.getLogger("mlstack_services.chat")
 
 TTFT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+COMPLETION_OK = {"description": "The completion: JSON, or with stream=true server-sent events (data: <chunk>, "
+                                 "then data: [DONE]).",
+                 "content": {"application/json": {"schema": {"type": "object"}},
+                             "text/event-stream": {"schema": {"type": "string"}}}}
 
 
 class TextPart(BaseModel):
@@ -161,7 +166,7 @@ def build(settings: Settings, registry: Registry, redis: RedisLike | None = None
             log.warning("transcript not saved", extra={"conversation_id": conversation_id, "error": str(exc)})
 
     @router.post("/chat/completions", dependencies=[Depends(require_scope("chat:complete")), Depends(require_json)],
-                 response_model=None)
+                 response_model=None, responses=answers(502, 504, ok=COMPLETION_OK))
     async def chat_completions(body: ChatRequest, request: Request) -> JSONResponse | StreamingResponse:
         conversation_id = body.conversation_id or uuid.uuid4().hex
         ext: dict[str, Any] = {"conversation_id": conversation_id, "reasoning": "off"}

@@ -21,11 +21,20 @@ from fastapi.responses import Response
 from ..auth import require_scope
 from ..errors import ServiceError
 from ..metrics import Registry
+from ..openapi import answers
 from ..requests import media_type
 from ..settings import Settings
 from ..unit import Unit
 
 HOP_HEADERS = {"authorization", "content-type", "accept"}
+PIPELINE_OPENAPI = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"type": "object", "required": ["text"],
+                                    "properties": {"text": {"type": "string", "minLength": 1}}}},
+    **{kind: {"schema": {"type": "string", "format": "binary"}} for kind in ("audio/wav", "audio/x-wav", "audio/wave")},
+}}}
+# The gateway passes on whatever the unit behind it answers (status, body and content type).
+PASSED_ON = {"default": {"description": "The routed unit's own answer, passed on as it is.",
+                         "content": {"*/*": {"schema": {}}}}}
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
@@ -78,7 +87,8 @@ def build(settings: Settings, registry: Registry, transport: httpx.AsyncBaseTran
         routed.inc(unit=name, status=f"{response.status_code // 100}xx")
         return response
 
-    @router.post("/pipeline/voice-chat", dependencies=[Depends(require_scope("coordination:pipeline"))])
+    @router.post("/pipeline/voice-chat", dependencies=[Depends(require_scope("coordination:pipeline"))],
+                 openapi_extra=PIPELINE_OPENAPI, responses=answers(404, 502))
     async def voice_chat(request: Request) -> dict[str, Any]:
         result: dict[str, Any] = {"voice": "used"}
         if media_type(request) in ("audio/wav", "audio/x-wav", "audio/wave"):
@@ -113,14 +123,18 @@ def build(settings: Settings, registry: Registry, transport: httpx.AsyncBaseTran
         pipelines.inc(outcome="ok" if result["voice"] == "used" else "text_only")
         return result
 
-    # Registered last: /v1/status and /v1/pipeline/... match first.
-    @router.api_route("/{unit}/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-                      dependencies=[Depends(require_scope("coordination:route"))])
     async def route(unit: str, path: str, request: Request) -> Response:
         response = await forward(unit, request.method, f"/v1/{path}", request, await request.body(),
                                  params=request.query_params)
         kept = {k: v for k, v in response.headers.items() if k.lower() in ("content-type", "www-authenticate")}
         return Response(response.content, status_code=response.status_code, headers=kept)
+
+    # Registered last: /v1/status and /v1/pipeline/... match first. One route per method, so that each
+    # has an operationId of its own in the OpenAPI document (one route for five shared one id).
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        router.add_api_route("/{unit}/{path:path}", route, methods=[method], operation_id=f"route_{method.lower()}",
+                             dependencies=[Depends(require_scope("coordination:route"))],
+                             responses={**answers(404), **PASSED_ON})
 
     async def close() -> None:
         await http.aclose()

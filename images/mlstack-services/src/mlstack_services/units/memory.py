@@ -22,6 +22,7 @@ from ..embeddings import check as model_files_check
 from ..errors import ServiceError
 from ..memory_store import Graph, QdrantVectors, StoreError, graph_for
 from ..metrics import Registry
+from ..openapi import answers
 from ..requests import NonBlank, require_json
 from ..settings import Settings
 from ..unit import Unit
@@ -146,7 +147,8 @@ def build(settings: Settings, registry: Registry, embedder: Any = None, vectors:
         return {"query": body.query, "backend": store.kind,
                 "hits": [h for h in hits if h["score"] >= body.min_score]}
 
-    @router.get("/memories/{memory_id}", dependencies=[Depends(require_scope("memory:read"))])
+    @router.get("/memories/{memory_id}", dependencies=[Depends(require_scope("memory:read"))],
+                responses=answers(404))
     async def recall(memory_id: str) -> dict[str, Any]:
         try:
             found = await store.get(_memory_id(memory_id))
@@ -157,7 +159,7 @@ def build(settings: Settings, registry: Registry, embedder: Any = None, vectors:
         return found
 
     @router.delete("/memories/{memory_id}", status_code=204, response_class=Response,
-                   dependencies=[Depends(require_scope("memory:write"))])
+                   dependencies=[Depends(require_scope("memory:write"))], responses=answers(404))
     async def forget(memory_id: str) -> Response:
         point = _memory_id(memory_id)
         try:
@@ -177,7 +179,8 @@ def build(settings: Settings, registry: Registry, embedder: Any = None, vectors:
         except StoreError as exc:
             raise unavailable("graph", exc) from None
 
-    @router.get("/entities/{name}/neighbours", dependencies=[Depends(require_scope("memory:read"))])
+    @router.get("/entities/{name}/neighbours", dependencies=[Depends(require_scope("memory:read"))],
+                responses=answers(404))
     async def neighbours(name: str, depth: int = Query(default=1, ge=1, le=3),
                          limit: int = Query(default=50, ge=1, le=500)) -> dict[str, Any]:
         try:

@@ -105,7 +105,9 @@ def build(settings: Settings, registry: Registry, embedder: Any = None) -> Unit:
             counts[label] = counts.get(label, 0) + 1
         return {"intents": counts, "floor": perception.INTENT_FLOOR, "model": engines.embedder.name}
 
-    @router.post("/audio", dependencies=[Depends(require_scope("perception:analyze"))])
+    @router.post("/audio", dependencies=[Depends(require_scope("perception:analyze"))], openapi_extra={
+        "requestBody": {"required": True, "content": {kind: {"schema": {"type": "string", "format": "binary"}}
+                                                      for kind in sorted(WAV_TYPES)}}})
     async def audio(request: Request) -> dict[str, Any]:
         kind = media_type(request)
         if kind not in WAV_TYPES:

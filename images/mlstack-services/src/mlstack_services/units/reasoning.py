@@ -20,6 +20,7 @@ from ..auth import require_scope
 from ..errors import ServiceError
 from ..llm import LlmClient, UpstreamError
 from ..metrics import Registry
+from ..openapi import answers
 from ..requests import require_json
 from ..settings import Settings
 from ..unit import Unit
@@ -81,7 +82,8 @@ def build(settings: Settings, registry: Registry, llm_transport: httpx.AsyncBase
         choice = body["choices"][0] if isinstance(body["choices"][0], dict) else {}
         return str((choice.get("message") or {}).get("content") or "").strip()
 
-    @router.post("/reason", dependencies=[Depends(require_scope("reasoning:reason")), Depends(require_json)])
+    @router.post("/reason", dependencies=[Depends(require_scope("reasoning:reason")), Depends(require_json)],
+                 responses=answers(502, 504))
     async def reason(body: ReasonRequest) -> dict[str, Any]:
         try:
             plan = await ask(f"List at most {body.max_steps} short steps that lead to the answer, one per line, "

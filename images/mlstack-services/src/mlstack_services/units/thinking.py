@@ -20,6 +20,7 @@ from ..auth import require_scope
 from ..errors import ServiceError
 from ..llm import LlmClient, UpstreamError
 from ..metrics import Registry
+from ..openapi import answers
 from ..pg import PgDatabase, PgError
 from ..requests import require_json
 from ..settings import Settings
@@ -167,19 +168,21 @@ def build(settings: Settings, registry: Registry, store: ThoughtStore | None = N
             raise ServiceError(503, f"thought store (PostgreSQL) unavailable: {exc}") from None
         return {"id": session_id, "title": body.title, "thoughts": []}
 
-    @router.get("/sessions/{session_id}", dependencies=[scope])
+    @router.get("/sessions/{session_id}", dependencies=[scope], responses=answers(404))
     async def get_session(session_id: str) -> dict[str, Any]:
         title, existing = await session_or_404(session_id)
         branches = sorted({t.branch for t in existing} | {MAIN})
         return {"id": session_id, "title": title, "thoughts": [asdict(t) for t in existing],
                 "branches": {b: [t.number for t in branch_line(existing, b)] for b in branches}}
 
-    @router.post("/sessions/{session_id}/thoughts", status_code=201, dependencies=[scope, Depends(require_json)])
+    @router.post("/sessions/{session_id}/thoughts", status_code=201, dependencies=[scope, Depends(require_json)],
+                 responses=answers(404))
     async def add_thought(session_id: str, body: ThoughtRequest) -> dict[str, Any]:
         _title, existing = await session_or_404(session_id)
         return await store(session_id, next_thought(existing, body))
 
-    @router.post("/sessions/{session_id}/next", status_code=201, dependencies=[scope, Depends(require_json)])
+    @router.post("/sessions/{session_id}/next", status_code=201, dependencies=[scope, Depends(require_json)],
+                 responses=answers(404, 502, 504))
     async def propose(session_id: str, body: NextRequest) -> dict[str, Any]:
         title, existing = await session_or_404(session_id)
         if body.branch not in {t.branch for t in existing} | {MAIN}:
