@@ -23,7 +23,7 @@ from ..llm import LearningClient, LlmClient, PerceptionClient, ReasoningClient, 
 from ..metrics import Registry
 from ..openapi import answers
 from ..redis_store import ConversationStore, RedisLike
-from ..requests import require_json
+from ..requests import StoredText, require_json
 from ..settings import Settings
 from ..transcripts import PgTranscripts, TranscriptError, TranscriptStore
 from ..unit import Unit
@@ -34,17 +34,21 @@ TTFT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 COMPLETION_OK = {"description": "The completion: JSON, or with stream=true server-sent events (data: <chunk>, "
                                  "then data: [DONE]).",
                  "content": {"application/json": {"schema": {"type": "object"}},
-                             "text/event-stream": {"schema": {"type": "string"}}}}
+                             # Each server-sent event: data holds a JSON chunk, an error, or [DONE].
+                             "text/event-stream": {"schema": {
+                                 "type": "object", "required": ["data"],
+                                 "properties": {"data": {"type": "string"}, "event": {"type": "string"},
+                                                "id": {"type": "string"}}}}}}
 
 
 class TextPart(BaseModel):
     type: Literal["text"]
-    text: str
+    text: StoredText  # the turn is kept in PostgreSQL (transcripts), which cannot hold a NUL
 
 
 class ChatMessage(BaseModel):
     role: Literal["system", "user", "assistant"]
-    content: str | list[TextPart]
+    content: StoredText | list[TextPart]
 
     def text(self) -> str:
         return self.content if isinstance(self.content, str) else "".join(p.text for p in self.content)

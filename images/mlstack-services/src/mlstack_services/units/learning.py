@@ -20,7 +20,7 @@ from ..auth import require_scope
 from ..errors import ServiceError
 from ..metrics import Registry
 from ..pg import PgDatabase, PgError
-from ..requests import require_json
+from ..requests import StoredText, require_json
 from ..settings import Settings
 from ..unit import Unit
 
@@ -38,7 +38,7 @@ class FeedbackRequest(BaseModel):
     user: str = Field(pattern=USER_PATTERN)
     style: str = Field(pattern="^(" + "|".join(STYLES) + ")$")
     rating: int = Field(ge=1, le=5)
-    answer_id: str | None = Field(default=None, max_length=64)
+    answer_id: StoredText | None = Field(default=None, max_length=64)
 
 
 def profile(user: str, ratings: list[tuple[str, int]], rng: random.Random | None = None) -> dict[str, Any]:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator
 
 from ..auth import require_scope
 from ..embeddings import Embedder
@@ -23,7 +23,7 @@ from ..errors import ServiceError
 from ..memory_store import Graph, QdrantVectors, StoreError, graph_for
 from ..metrics import Registry
 from ..openapi import answers
-from ..requests import NonBlank, require_json
+from ..requests import NonBlank, StoredText, no_nul, require_json
 from ..settings import Settings
 from ..unit import Unit
 
@@ -32,7 +32,7 @@ RELATION_PATTERN = r"^[A-Za-z][A-Za-z0-9_ -]{0,63}$"
 
 
 def _name(value: str) -> str:
-    value = " ".join(value.split())
+    value = " ".join(no_nul(value).split())
     if not value:
         raise ValueError("an entity name is blank")
     if len(value) > 200:
@@ -52,9 +52,9 @@ class Relation(BaseModel):
 
 
 class MemoryRequest(BaseModel):
-    text: NonBlank = Field(min_length=1, max_length=4000)
+    text: Annotated[NonBlank, AfterValidator(no_nul)] = Field(min_length=1, max_length=4000)
     user: str | None = Field(default=None, pattern=USER_PATTERN)
-    tags: list[str] = Field(default_factory=list, max_length=16)
+    tags: list[StoredText] = Field(default_factory=list, max_length=16)
     entities: list[str] = Field(default_factory=list, max_length=32,
                                 description="entities the memory mentions (linked in the graph)")
     relations: list[Relation] = Field(default_factory=list, max_length=32)

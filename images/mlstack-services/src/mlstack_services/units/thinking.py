@@ -22,7 +22,7 @@ from ..llm import LlmClient, UpstreamError
 from ..metrics import Registry
 from ..openapi import answers
 from ..pg import PgDatabase, PgError
-from ..requests import require_json
+from ..requests import StoredText, require_json
 from ..settings import Settings
 from ..unit import Unit
 
@@ -49,14 +49,14 @@ class Thought:
 
 
 class ThoughtRequest(BaseModel):
-    content: str = Field(min_length=1, max_length=4000)
+    content: StoredText = Field(min_length=1, max_length=4000)
     revises: int | None = Field(default=None, ge=1)
     branch: str = Field(default=MAIN, pattern=BRANCH_PATTERN)
     branch_from: int | None = Field(default=None, ge=1)
 
 
 class SessionRequest(BaseModel):
-    title: str = Field(default="", max_length=200)
+    title: StoredText = Field(default="", max_length=200)
 
 
 class NextRequest(BaseModel):
@@ -194,7 +194,8 @@ def build(settings: Settings, registry: Registry, store: ThoughtStore | None = N
                 {"role": "user", "content": f"Topic: {title or 'untitled'}\nThoughts so far:\n{line or '(none)'}"}]})
         except UpstreamError as exc:
             raise ServiceError(exc.status, str(exc)) from None
-        text = str((answer["choices"][0].get("message") or {}).get("content") or "").strip()
+        # NUL removed: PostgreSQL text cannot hold it (the llm's words are not the caller's input to refuse).
+        text = str((answer["choices"][0].get("message") or {}).get("content") or "").replace("\x00", "").strip()
         if not text:
             raise ServiceError(502, "the llm unit proposed an empty thought")
         return await store(session_id, next_thought(existing, ThoughtRequest(content=text[:4000], branch=body.branch),
