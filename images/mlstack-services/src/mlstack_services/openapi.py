@@ -160,6 +160,11 @@ def complete(document: dict[str, Any], scopes_of: dict[tuple[str, str], list[str
                 responses.setdefault(status, answer)
             for answer in responses.values():
                 answer.setdefault("headers", {})["X-Request-Id"] = REQUEST_ID
+                for media in answer.get("content", {}).values():
+                    # A route's answers(ok={"model": ...}) lands next to the plain dict schema of its return
+                    # annotation: the model alone says what the answer holds.
+                    if isinstance(media.get("schema"), dict) and "$ref" in media["schema"]:
+                        media["schema"] = {"$ref": media["schema"]["$ref"]}
             if path == "/v1" or path.startswith("/v1/"):
                 operation["security"] = [{BEARER: scopes}]
     if "HTTPValidationError" not in str(doc.get("paths")):

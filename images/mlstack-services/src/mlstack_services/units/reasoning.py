@@ -36,6 +36,27 @@ class ReasonRequest(BaseModel):
     max_steps: int = Field(default=3, ge=1, le=5)
 
 
+# The answer's shape, for the OpenAPI document only (the route returns a plain dict).
+class Link(BaseModel):
+    step: str
+    answer: str
+
+
+class Verdict(BaseModel):
+    consistent: bool
+    issues: list[str]
+    shared_words: list[str]
+
+
+class ReasonAnswer(BaseModel):
+    question: str
+    steps: list[str]
+    chain: list[Link]
+    answer: str
+    consistency: Verdict
+    llm_calls: int
+
+
 def parse_steps(text: str, limit: int) -> list[str]:
     """The steps of the llm's plan: one a line, numbering and bullets removed, empty lines dropped."""
     steps = []
@@ -83,7 +104,7 @@ def build(settings: Settings, registry: Registry, llm_transport: httpx.AsyncBase
         return str((choice.get("message") or {}).get("content") or "").strip()
 
     @router.post("/reason", dependencies=[Depends(require_scope("reasoning:reason")), Depends(require_json)],
-                 responses=answers(502, 504))
+                 responses=answers(502, 504, ok={"model": ReasonAnswer, "description": "The chain and its check."}))
     async def reason(body: ReasonRequest) -> dict[str, Any]:
         try:
             plan = await ask(f"List at most {body.max_steps} short steps that lead to the answer, one per line, "

@@ -63,6 +63,27 @@ class NextRequest(BaseModel):
     branch: str = Field(default=MAIN, pattern=BRANCH_PATTERN)
 
 
+# The answers' shapes, for the OpenAPI document only (the routes return plain dicts).
+class ThoughtOut(BaseModel):
+    number: int
+    branch: str
+    content: str
+    revises: int | None
+    branch_from: int | None
+    source: str
+
+
+class SessionOut(BaseModel):
+    id: str
+    title: str
+    thoughts: list[ThoughtOut]
+    branches: dict[str, list[int]] | None = Field(default=None, description="GET: each branch's line of thoughts")
+
+
+SESSION = {"model": SessionOut, "description": "The session."}
+THOUGHT = {"model": ThoughtOut, "description": "The thought as stored."}
+
+
 def next_thought(existing: list[Thought], request: ThoughtRequest, source: str = "client") -> Thought:
     """The thought to store, numbered after the others; a 422 naming the field when it does not fit."""
     numbers = {t.number for t in existing}
@@ -159,7 +180,8 @@ def build(settings: Settings, registry: Registry, store: ThoughtStore | None = N
         added.inc(source=thought.source)
         return asdict(thought)
 
-    @router.post("/sessions", status_code=201, dependencies=[scope, Depends(require_json)])
+    @router.post("/sessions", status_code=201, dependencies=[scope, Depends(require_json)],
+                 responses=answers(created=SESSION))
     async def create_session(body: SessionRequest) -> dict[str, Any]:
         session_id = uuid.uuid4().hex
         try:
@@ -168,7 +190,7 @@ def build(settings: Settings, registry: Registry, store: ThoughtStore | None = N
             raise ServiceError(503, f"thought store (PostgreSQL) unavailable: {exc}") from None
         return {"id": session_id, "title": body.title, "thoughts": []}
 
-    @router.get("/sessions/{session_id}", dependencies=[scope], responses=answers(404))
+    @router.get("/sessions/{session_id}", dependencies=[scope], responses=answers(404, ok=SESSION))
     async def get_session(session_id: str) -> dict[str, Any]:
         title, existing = await session_or_404(session_id)
         branches = sorted({t.branch for t in existing} | {MAIN})
@@ -176,13 +198,13 @@ def build(settings: Settings, registry: Registry, store: ThoughtStore | None = N
                 "branches": {b: [t.number for t in branch_line(existing, b)] for b in branches}}
 
     @router.post("/sessions/{session_id}/thoughts", status_code=201, dependencies=[scope, Depends(require_json)],
-                 responses=answers(404))
+                 responses=answers(404, created=THOUGHT))
     async def add_thought(session_id: str, body: ThoughtRequest) -> dict[str, Any]:
         _title, existing = await session_or_404(session_id)
         return await store(session_id, next_thought(existing, body))
 
     @router.post("/sessions/{session_id}/next", status_code=201, dependencies=[scope, Depends(require_json)],
-                 responses=answers(404, 502, 504))
+                 responses=answers(404, 502, 504, created=THOUGHT))
     async def propose(session_id: str, body: NextRequest) -> dict[str, Any]:
         title, existing = await session_or_404(session_id)
         if body.branch not in {t.branch for t in existing} | {MAIN}:

@@ -62,6 +62,25 @@ class SessionRequest(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+# The answers' shapes, for the OpenAPI document only (the routes return plain dicts).
+class SttAnswer(BaseModel):
+    text: str
+    mode: str
+    engine: str
+    duration_s: float
+    rtf: float
+    confidence: float | None = Field(default=None, description="free mode only")
+    phrases: int | None = Field(default=None, description="command mode: how many phrases were listened for")
+
+
+class Session(BaseModel):
+    id: str
+    created_at: float
+    subject: str
+    metadata: dict[str, Any]
+    ttl_s: int
+
+
 class VoiceMetrics:
     def __init__(self, registry: Registry) -> None:
         self.tts = registry.counter("mlstack_tts_requests_total", "TTS requests by outcome.", ("outcome",))
@@ -125,7 +144,7 @@ def build(settings: Settings, registry: Registry, redis: RedisLike | None = None
         })
 
     @router.post("/stt", dependencies=[Depends(require_scope("voice:stt"))], openapi_extra=STT_OPENAPI,
-                 responses=answers(504))
+                 responses=answers(504, ok={"model": SttAnswer, "description": "The transcript."}))
     async def stt(request: Request) -> dict[str, Any]:
         data, mode, raw_phrases = await _stt_input(request)
         label = mode if mode in ("command", "free") else "invalid"
@@ -149,7 +168,8 @@ def build(settings: Settings, registry: Registry, redis: RedisLike | None = None
             answer["phrases"] = len(phrases)
         return answer
 
-    @router.post("/sessions", status_code=201, dependencies=[Depends(require_scope("voice:session"))])
+    @router.post("/sessions", status_code=201, dependencies=[Depends(require_scope("voice:session"))],
+                 responses=answers(created={"model": Session, "description": "The session, stored in Redis."}))
     async def create_session(request: Request,
                              body: Annotated[SessionRequest | None, Body()] = None) -> dict[str, Any]:
         principal: Principal = request.state.principal
@@ -161,7 +181,7 @@ def build(settings: Settings, registry: Registry, redis: RedisLike | None = None
         return session
 
     @router.get("/sessions/{session_id}", dependencies=[Depends(require_scope("voice:session"))],
-                responses=answers(404))
+                responses=answers(404, ok={"model": Session, "description": "The session."}))
     async def get_session(session_id: str) -> dict[str, Any]:
         if not session_id.isalnum() or len(session_id) > 64:
             raise ServiceError(422, "session id: letters and digits only, at most 64")
