@@ -31,14 +31,24 @@ from ..unit import Unit
 log = logging.getLogger("mlstack_services.chat")
 
 TTFT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+class ChatCompletion(BaseModel):
+    """The answer's shape, for the OpenAPI document only: the llm unit's completion, passed on with mlstack's
+    extension (other keys of the llm's answer are kept)."""
+
+    object: str
+    created: int
+    choices: list[dict[str, Any]]
+    mlstack: dict[str, Any] = Field(description="conversation_id, history, reasoning, transcript, ...")
+
+
 COMPLETION_OK = {"description": "The completion: JSON, or with stream=true server-sent events (data: <chunk>, "
                                  "then data: [DONE]).",
-                 "content": {"application/json": {"schema": {"type": "object"}},
-                             # Each server-sent event: data holds a JSON chunk, an error, or [DONE].
-                             "text/event-stream": {"schema": {
-                                 "type": "object", "required": ["data"],
-                                 "properties": {"data": {"type": "string"}, "event": {"type": "string"},
-                                                "id": {"type": "string"}}}}}}
+                 "model": ChatCompletion,
+                 # Each server-sent event: data holds a JSON chunk, an error, or [DONE].
+                 "content": {"text/event-stream": {"schema": {
+                     "type": "object", "required": ["data"],
+                     "properties": {"data": {"type": "string"}, "event": {"type": "string"},
+                                    "id": {"type": "string"}}}}}}
 
 
 class TextPart(BaseModel):

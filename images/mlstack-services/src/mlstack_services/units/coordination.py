@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
+from pydantic import BaseModel, Field
 
 from ..auth import require_scope
 from ..errors import ServiceError
@@ -27,6 +28,22 @@ from ..settings import Settings
 from ..unit import Unit
 
 HOP_HEADERS = {"authorization", "content-type", "accept"}
+
+
+# The answers' shapes, for the OpenAPI document only (the routes return plain dicts).
+class Status(BaseModel):
+    status: str = Field(pattern="^(ok|degraded)$")
+    down: list[str]
+    units: list[dict[str, Any]]
+
+
+class VoiceChat(BaseModel):
+    voice: str
+    transcript: str
+    answer: str
+    audio_wav_base64: str | None
+
+
 PIPELINE_OPENAPI = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": {"type": "object", "required": ["text"],
                                     "properties": {"text": {"type": "string", "minLength": 1}}}},
@@ -66,7 +83,8 @@ def build(settings: Settings, registry: Registry, transport: httpx.AsyncBaseTran
         return {"unit": name, "ok": response.status_code == 200, "status": response.status_code,
                 "failing_checks": failing, "degraded": body.get("degraded", [])}
 
-    @router.get("/status", dependencies=[Depends(require_scope("coordination:read"))])
+    @router.get("/status", dependencies=[Depends(require_scope("coordination:read"))],
+                responses=answers(ok={"model": Status, "description": "The readiness of the units behind."}))
     async def status() -> dict[str, Any]:
         units = await asyncio.gather(*(ready_of(n, u) for n, u in sorted(upstreams.items())))
         down = [u["unit"] for u in units if not u["ok"]]
@@ -88,7 +106,8 @@ def build(settings: Settings, registry: Registry, transport: httpx.AsyncBaseTran
         return response
 
     @router.post("/pipeline/voice-chat", dependencies=[Depends(require_scope("coordination:pipeline"))],
-                 openapi_extra=PIPELINE_OPENAPI, responses=answers(404, 502))
+                 openapi_extra=PIPELINE_OPENAPI,
+                 responses=answers(404, 502, ok={"model": VoiceChat, "description": "Transcript, answer, speech."}))
     async def voice_chat(request: Request) -> dict[str, Any]:
         result: dict[str, Any] = {"voice": "used"}
         if media_type(request) in ("audio/wav", "audio/x-wav", "audio/wave"):
@@ -134,7 +153,8 @@ def build(settings: Settings, registry: Registry, transport: httpx.AsyncBaseTran
     for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
         router.add_api_route("/{unit}/{path:path}", route, methods=[method], operation_id=f"route_{method.lower()}",
                              dependencies=[Depends(require_scope("coordination:route"))],
-                             responses={**answers(404), **PASSED_ON})
+                             response_class=Response,
+                             responses={**answers(404), 200: PASSED_ON["default"], **PASSED_ON})
 
     async def close() -> None:
         await http.aclose()

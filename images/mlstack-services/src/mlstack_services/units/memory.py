@@ -80,6 +80,32 @@ class SearchRequest(BaseModel):
     min_score: float = Field(default=-1.0, ge=-1.0, le=1.0)
 
 
+# The answers' shapes, for the OpenAPI document only (the routes return plain dicts).
+class Memory(BaseModel, extra="allow"):
+    id: str
+    text: str
+    user: str | None
+    tags: list[str]
+    entities: list[str]
+    created_at: float
+
+
+class Stored(Memory):
+    relations: list[dict[str, Any]]
+    entities_linked: int
+    backends: dict[str, str]
+
+
+class Hit(Memory):
+    score: float
+
+
+class Hits(BaseModel):
+    query: str
+    backend: str
+    hits: list[Hit]
+
+
 def _memory_id(value: str) -> str:
     try:
         return str(uuid.UUID(value))
@@ -112,7 +138,8 @@ def build(settings: Settings, registry: Registry, embedder: Any = None, vectors:
         return ServiceError(503, f"{kind} store unavailable: {exc}")
 
     @router.post("/memories", status_code=201,
-                 dependencies=[Depends(require_scope("memory:write")), Depends(require_json)])
+                 dependencies=[Depends(require_scope("memory:write")), Depends(require_json)],
+                 responses=answers(created={"model": Stored, "description": "The memory as stored."}))
     async def remember(body: MemoryRequest) -> dict[str, Any]:
         vector = await embed(body.text)
         memory_id = str(uuid.uuid4())
@@ -135,7 +162,8 @@ def build(settings: Settings, registry: Registry, embedder: Any = None, vectors:
         return {"id": memory_id, **payload, "relations": relations, "entities_linked": linked,
                 "backends": {"vector": store.kind, "graph": knowledge.kind}}
 
-    @router.post("/memories/search", dependencies=[Depends(require_scope("memory:read")), Depends(require_json)])
+    @router.post("/memories/search", dependencies=[Depends(require_scope("memory:read")), Depends(require_json)],
+                 responses=answers(ok={"model": Hits, "description": "The nearest memories, best first."}))
     async def search(body: SearchRequest) -> dict[str, Any]:
         vector = await embed(body.query)
         try:
@@ -148,7 +176,7 @@ def build(settings: Settings, registry: Registry, embedder: Any = None, vectors:
                 "hits": [h for h in hits if h["score"] >= body.min_score]}
 
     @router.get("/memories/{memory_id}", dependencies=[Depends(require_scope("memory:read"))],
-                responses=answers(404))
+                responses=answers(404, ok={"model": Memory, "description": "The memory."}))
     async def recall(memory_id: str) -> dict[str, Any]:
         try:
             found = await store.get(_memory_id(memory_id))
