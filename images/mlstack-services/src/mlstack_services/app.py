@@ -108,10 +108,11 @@ def create_app(settings: Settings, builder: UnitBuilder | None = None) -> FastAP
         return PlainTextResponse(registry.render(), media_type=CONTENT_TYPE)
 
     app.include_router(unit.router)
-    install(app, [*app.router.routes, *unit.router.routes])
     # Outermost last: observe (log + metrics) > auth on /v1 > body limits > the routes.
     app.add_middleware(BodyLimitMiddleware, default_limit=settings.max_body_bytes, limits=unit.body_limits)
     app.add_middleware(AuthMiddleware, verifier=verifier)
     app.add_middleware(ObserveMiddleware, registry=registry, routes=[*app.router.routes, *unit.router.routes],
                        quiet_paths=("/health", "/ready", "/metrics"))
+    # The OpenAPI document: every answer of the unit, the shared layers' included (openapi.py).
+    install(app, [*app.router.routes, *unit.router.routes])
     return app
