@@ -158,6 +158,9 @@ def complete(document: dict[str, Any], scopes_of: dict[tuple[str, str], list[str
             scopes = scopes_of.get((path, method.upper()), [])
             for status, answer in _common(path, operation, scopes).items():
                 responses.setdefault(status, answer)
+            # /ready's 503 too: a 503 may say when to come back wherever it comes from.
+            if "503" in responses:
+                responses["503"].setdefault("headers", {}).setdefault("Retry-After", RETRY_AFTER)
             for answer in responses.values():
                 answer.setdefault("headers", {})["X-Request-Id"] = REQUEST_ID
                 for media in answer.get("content", {}).values():
