@@ -117,6 +117,8 @@ class FakeTranscriptStore:
 
         if self.down:
             raise TranscriptError("FakeTranscriptStore is down")
+        if any("\x00" in m["content"] for m in messages):  # as psycopg: PostgreSQL text cannot hold U+0000
+            raise TranscriptError("DataError: PostgreSQL text fields cannot contain NUL (0x00) bytes")
         for m in messages:
             self.rows.append({"id": len(self.rows) + 1, "conversation_id": conversation_id,
                               "role": m["role"], "content": m["content"], "created_at": time.time()})

@@ -192,6 +192,15 @@ def test_wrong_content_type_is_415(client: TestClient, auth: dict[str, str]) -> 
     assert response.status_code == 415
 
 
+def test_a_nul_character_is_422_not_a_lost_transcript(client: TestClient, auth: dict[str, str],
+                                                      transcripts: FakeTranscriptStore) -> None:
+    """PostgreSQL cannot store U+0000: the answer came back but its transcript was silently not saved."""
+    for content in ("a\x00b", [{"type": "text", "text": "a\x00b"}]):
+        response = client.post(URL, json={"messages": [{"role": "user", "content": content}]}, headers=auth)
+        assert response.status_code == 422 and "NUL" in response.json()["error"]["message"], response.text
+    assert transcripts.rows == []
+
+
 def test_missing_scope_is_403(client: TestClient, mint: Mint) -> None:
     token = mint("voice:tts", audience="chat")
     response = client.post(URL, json={"messages": [{"role": "user", "content": "hi"}]}, headers=bearer(token))

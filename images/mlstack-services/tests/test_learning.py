@@ -29,6 +29,8 @@ class MemoryFeedback:
     async def add(self, event: FeedbackRequest) -> None:
         if self.down:
             raise PgError("OperationalError: MemoryFeedback is down")
+        if event.answer_id and "\x00" in event.answer_id:  # as psycopg does: PostgreSQL text cannot hold U+0000
+            raise PgError("DataError: PostgreSQL text fields cannot contain NUL (0x00) bytes")
         self.events.append(event)
 
     async def ratings(self, user: str) -> list[tuple[str, int]]:
@@ -83,6 +85,12 @@ def test_the_profile_changes_with_feedback(client: TestClient, mint: Mint) -> No
                                   {"user": "a d a", "style": "concise", "rating": 3}, {}])
 def test_bad_feedback_is_422(client: TestClient, mint: Mint, body: dict[str, Any]) -> None:
     assert client.post("/v1/feedback", json=body, headers=headers(mint)).status_code == 422
+
+
+def test_a_nul_character_in_answer_id_is_422_not_a_store_failure(client: TestClient, mint: Mint) -> None:
+    body = {"user": "ada", "style": "concise", "rating": 4, "answer_id": "a\x00b"}
+    response = client.post("/v1/feedback", json=body, headers=headers(mint))
+    assert response.status_code == 422 and "answer_id" in response.json()["error"]["message"], response.text
 
 
 def test_scopes_are_separate(client: TestClient, mint: Mint) -> None:

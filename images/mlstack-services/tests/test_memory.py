@@ -293,6 +293,21 @@ def test_bad_ids_depths_types_and_tokens(client: TestClient, auth: dict[str, str
     assert client.post("/v1/memories/search", json={"query": "x"}, headers=reader).status_code == 200
 
 
+def test_a_nul_character_is_bad_input_not_a_down_graph(client: TestClient, auth: dict[str, str]) -> None:
+    """Found by the fuzz stage: FalkorDB's query header ends at U+0000, so a NUL in a name failed the
+    query and the unit answered 503 'graph store unavailable' for bad input, with the graph up."""
+    cases = [("/v1/relations", {"source": "a\x00b", "type": "knows", "target": "c"}),
+             ("/v1/memories", {"text": "x", "entities": ["a\x00b"]}),
+             ("/v1/memories", {"text": "a\x00b"}),
+             ("/v1/memories", {"text": "x", "tags": ["a\x00b"]})]
+    for path, body in cases:
+        response = client.post(path, json=body, headers=auth)
+        assert response.status_code == 422, (body, response.text)
+        assert "NUL" in response.json()["error"]["message"]
+    assert client.get("/v1/entities/a%00b/neighbours", headers=auth).status_code == 422
+    assert client.get("/ready").json()["checks"]["graph"]["ok"] is True
+
+
 def test_ready_names_the_backends_and_metrics_count(client: TestClient, auth: dict[str, str]) -> None:
     store(client, auth, "counted")
     ready = client.get("/ready")

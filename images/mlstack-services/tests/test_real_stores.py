@@ -29,6 +29,7 @@ from fakes import FakeLLM, free_port, serve
 from fastapi.testclient import TestClient
 from helpers import bearer
 from mlstack_services.app import create_app
+from mlstack_services.pg import PgError
 from mlstack_services.redis_store import ConversationStore, SessionStore, check, connect
 from mlstack_services.settings import Settings
 from mlstack_services.transcripts import PgTranscripts
@@ -427,6 +428,23 @@ def test_feedback_in_real_postgresql(real_postgres: dict[str, str], tmp_path: Pa
             await store.close()
 
     assert asyncio.run(scenario()) == [("detailed", 5)]
+
+
+@needs_pg
+def test_postgresql_text_cannot_hold_a_nul(real_postgres: dict[str, str], tmp_path: Path) -> None:
+    """Why the units refuse U+0000 as input (422), and why the in-memory stand-ins refuse it too."""
+    from mlstack_services.units.thinking import PgThoughts
+
+    store = PgThoughts(_pg_settings(real_postgres, tmp_path, real_postgres["password"]))
+
+    async def scenario() -> None:
+        try:
+            await store.create("nul", "a\x00b")
+        finally:
+            await store.close()
+
+    with pytest.raises(PgError, match="NUL"):
+        asyncio.run(scenario())
 
 
 def _alter_chat_password(real_postgres: dict[str, str], password: str) -> None:

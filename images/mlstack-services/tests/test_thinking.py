@@ -19,6 +19,12 @@ from mlstack_services.units.thinking import Thought, ThoughtRequest, branch_line
 Mint = Callable[..., str]
 
 
+def _refuse_nul(text: str) -> None:
+    """As psycopg does (test_real_stores.py checks it): PostgreSQL text cannot hold U+0000."""
+    if "\x00" in text:
+        raise PgError("DataError: PostgreSQL text fields cannot contain NUL (0x00) bytes")
+
+
 class MemoryThoughts:
     """The store's contract in memory: sessions and thought rows, nothing decided here."""
 
@@ -32,6 +38,7 @@ class MemoryThoughts:
 
     async def create(self, session_id: str, title: str) -> None:
         self._up()
+        _refuse_nul(title)
         self.sessions[session_id] = (title, [])
 
     async def load(self, session_id: str) -> tuple[str, list[Thought]] | None:
@@ -41,6 +48,7 @@ class MemoryThoughts:
 
     async def add(self, session_id: str, thought: Thought) -> None:
         self._up()
+        _refuse_nul(thought.content)
         self.sessions[session_id][1].append(thought)
 
     async def check(self) -> tuple[bool, str]:
@@ -110,6 +118,15 @@ def test_impossible_thoughts_are_422_naming_the_field(client: TestClient, auth: 
 def test_malformed_bodies_are_422(client: TestClient, auth: dict[str, str], body: dict[str, Any]) -> None:
     session = client.post("/v1/sessions", json={}, headers=auth).json()["id"]
     assert add(client, auth, session, **body).status_code == 422
+
+
+def test_a_nul_character_is_422_not_a_store_failure(client: TestClient, auth: dict[str, str]) -> None:
+    """PostgreSQL cannot store U+0000: it was a 503 'thought store unavailable' for bad input."""
+    response = client.post("/v1/sessions", json={"title": "a\x00b"}, headers=auth)
+    assert response.status_code == 422 and "NUL" in response.json()["error"]["message"], response.text
+    session = client.post("/v1/sessions", json={}, headers=auth).json()["id"]
+    response = add(client, auth, session, content="a\x00b")
+    assert response.status_code == 422 and "content" in response.json()["error"]["message"], response.text
 
 
 def test_unknown_session_is_404_and_a_bad_id_422(client: TestClient, auth: dict[str, str]) -> None:

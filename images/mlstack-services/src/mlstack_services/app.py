@@ -16,6 +16,7 @@ from .auth import AuthMiddleware, JwtVerifier
 from .errors import error_response
 from .metrics import CONTENT_TYPE, Registry
 from .middleware import BodyLimitMiddleware, ObserveMiddleware
+from .openapi import Health, Ready, install
 from .settings import Settings
 from .unit import Unit, run_checks
 
@@ -79,11 +80,13 @@ def create_app(settings: Settings, builder: UnitBuilder | None = None) -> FastAP
         log.error("unhandled error", exc_info=exc, extra={"path": request.url.path})
         return error_response(500, "internal error; the service logged it and stays up")
 
-    @app.get("/health", tags=["common"])
+    @app.get("/health", tags=["common"], response_model=Health)
     async def health() -> dict[str, str]:
         return {"status": "ok", "unit": settings.unit}
 
-    @app.get("/ready", tags=["common"])
+    @app.get("/ready", tags=["common"], response_model=None, responses={
+        200: {"model": Ready, "description": "Every required dependency answers."},
+        503: {"model": Ready, "description": "A required dependency does not answer: its check says why."}})
     async def ready() -> JSONResponse:
         async def jwt_check() -> tuple[bool, str]:
             return verifier.check()
@@ -98,7 +101,9 @@ def create_app(settings: Settings, builder: UnitBuilder | None = None) -> FastAP
             body["backends"] = unit.backends
         return JSONResponse(body, status_code=200 if ok else 503)
 
-    @app.get("/metrics", tags=["common"])
+    @app.get("/metrics", tags=["common"], response_class=PlainTextResponse, responses={200: {
+        "description": "Prometheus text exposition format 0.0.4.",
+        "content": {"text/plain": {"schema": {"type": "string"}}}}})
     async def metrics() -> PlainTextResponse:
         return PlainTextResponse(registry.render(), media_type=CONTENT_TYPE)
 
@@ -108,4 +113,6 @@ def create_app(settings: Settings, builder: UnitBuilder | None = None) -> FastAP
     app.add_middleware(AuthMiddleware, verifier=verifier)
     app.add_middleware(ObserveMiddleware, registry=registry, routes=[*app.router.routes, *unit.router.routes],
                        quiet_paths=("/health", "/ready", "/metrics"))
+    # The OpenAPI document: every answer of the unit, the shared layers' included (openapi.py).
+    install(app, [*app.router.routes, *unit.router.routes])
     return app

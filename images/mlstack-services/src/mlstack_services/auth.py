@@ -182,4 +182,6 @@ def require_scope(scope: str) -> Callable[[Request], Awaitable[Principal]]:
         return principal
 
     dependency.__name__ = f"require_{scope.replace(':', '_')}"
+    # Read by openapi.py: the operation's security requirement names its scope.
+    dependency.scope = scope  # type: ignore[attr-defined]
     return dependency

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from fastapi import HTTPException
 from fastapi.responses import JSONResponse
 
-_TYPES = {
+# The error type each status is given (OpenAI's names where it has one); openapi.py lists them too.
+ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
     403: "permission_error",
@@ -24,7 +25,7 @@ _TYPES = {
 
 
 def error_body(status: int, message: str) -> dict[str, dict[str, object]]:
-    return {"error": {"message": message, "type": _TYPES.get(status, "server_error"), "status": status}}
+    return {"error": {"message": message, "type": ERROR_TYPES.get(status, "server_error"), "status": status}}
 
 
 def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:

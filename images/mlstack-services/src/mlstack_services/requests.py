@@ -16,8 +16,18 @@ def _not_blank(value: str) -> str:
     return value
 
 
+def no_nul(value: str) -> str:
+    """Refuses U+0000: PostgreSQL text cannot hold it and FalkorDB's query header ends at it, so a stored
+    NUL failed in the store, which answered 503 (store unavailable) for what is bad input (422)."""
+    if "\x00" in value:
+        raise ValueError("holds a NUL character (U+0000)")
+    return value
+
+
 # A text field that must hold more than white space; the 422 names the field.
 NonBlank = Annotated[str, AfterValidator(_not_blank)]
+# Text a unit stores (PostgreSQL, FalkorDB, Neo4j): no NUL character.
+StoredText = Annotated[str, AfterValidator(no_nul)]
 
 
 def media_type(request: Request) -> str:

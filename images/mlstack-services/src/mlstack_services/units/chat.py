@@ -21,8 +21,9 @@ from ..auth import require_scope
 from ..errors import ServiceError, error_body
 from ..llm import LearningClient, LlmClient, PerceptionClient, ReasoningClient, UpstreamError
 from ..metrics import Registry
+from ..openapi import answers
 from ..redis_store import ConversationStore, RedisLike
-from ..requests import require_json
+from ..requests import StoredText, require_json
 from ..settings import Settings
 from ..transcripts import PgTranscripts, TranscriptError, TranscriptStore
 from ..unit import Unit
@@ -30,16 +31,34 @@ from ..unit import Unit
 log = logging.getLogger("mlstack_services.chat")
 
 TTFT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+class ChatCompletion(BaseModel):
+    """The answer's shape, for the OpenAPI document only: the llm unit's completion, passed on with mlstack's
+    extension (other keys of the llm's answer are kept)."""
+
+    object: str
+    created: int
+    choices: list[dict[str, Any]]
+    mlstack: dict[str, Any] = Field(description="conversation_id, history, reasoning, transcript, ...")
+
+
+COMPLETION_OK = {"description": "The completion: JSON, or with stream=true server-sent events (data: <chunk>, "
+                                 "then data: [DONE]).",
+                 "model": ChatCompletion,
+                 # Each server-sent event: data holds a JSON chunk, an error, or [DONE].
+                 "content": {"text/event-stream": {"schema": {
+                     "type": "object", "required": ["data"],
+                     "properties": {"data": {"type": "string"}, "event": {"type": "string"},
+                                    "id": {"type": "string"}}}}}}
 
 
 class TextPart(BaseModel):
     type: Literal["text"]
-    text: str
+    text: StoredText  # the turn is kept in PostgreSQL (transcripts), which cannot hold a NUL
 
 
 class ChatMessage(BaseModel):
     role: Literal["system", "user", "assistant"]
-    content: str | list[TextPart]
+    content: StoredText | list[TextPart]
 
     def text(self) -> str:
         return self.content if isinstance(self.content, str) else "".join(p.text for p in self.content)
@@ -161,7 +180,7 @@ def build(settings: Settings, registry: Registry, redis: RedisLike | None = None
             log.warning("transcript not saved", extra={"conversation_id": conversation_id, "error": str(exc)})
 
     @router.post("/chat/completions", dependencies=[Depends(require_scope("chat:complete")), Depends(require_json)],
-                 response_model=None)
+                 response_model=None, responses=answers(502, 504, ok=COMPLETION_OK))
     async def chat_completions(body: ChatRequest, request: Request) -> JSONResponse | StreamingResponse:
         conversation_id = body.conversation_id or uuid.uuid4().hex
         ext: dict[str, Any] = {"conversation_id": conversation_id, "reasoning": "off"}

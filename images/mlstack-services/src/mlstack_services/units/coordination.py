@@ -17,15 +17,41 @@ from typing import Any
 import httpx
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
+from pydantic import BaseModel, Field
 
 from ..auth import require_scope
 from ..errors import ServiceError
 from ..metrics import Registry
+from ..openapi import answers
 from ..requests import media_type
 from ..settings import Settings
 from ..unit import Unit
 
 HOP_HEADERS = {"authorization", "content-type", "accept"}
+
+
+# The answers' shapes, for the OpenAPI document only (the routes return plain dicts).
+class Status(BaseModel):
+    status: str = Field(pattern="^(ok|degraded)$")
+    down: list[str]
+    units: list[dict[str, Any]]
+
+
+class VoiceChat(BaseModel):
+    voice: str
+    transcript: str
+    answer: str
+    audio_wav_base64: str | None
+
+
+PIPELINE_OPENAPI = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"type": "object", "required": ["text"],
+                                    "properties": {"text": {"type": "string", "minLength": 1}}}},
+    **{kind: {"schema": {"type": "string", "format": "binary"}} for kind in ("audio/wav", "audio/x-wav", "audio/wave")},
+}}}
+# The gateway passes on whatever the unit behind it answers (status, body and content type).
+PASSED_ON = {"default": {"description": "The routed unit's own answer, passed on as it is.",
+                         "content": {"*/*": {"schema": {}}}}}
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
@@ -57,7 +83,8 @@ def build(settings: Settings, registry: Registry, transport: httpx.AsyncBaseTran
         return {"unit": name, "ok": response.status_code == 200, "status": response.status_code,
                 "failing_checks": failing, "degraded": body.get("degraded", [])}
 
-    @router.get("/status", dependencies=[Depends(require_scope("coordination:read"))])
+    @router.get("/status", dependencies=[Depends(require_scope("coordination:read"))],
+                responses=answers(ok={"model": Status, "description": "The readiness of the units behind."}))
     async def status() -> dict[str, Any]:
         units = await asyncio.gather(*(ready_of(n, u) for n, u in sorted(upstreams.items())))
         down = [u["unit"] for u in units if not u["ok"]]
@@ -78,7 +105,9 @@ def build(settings: Settings, registry: Registry, transport: httpx.AsyncBaseTran
         routed.inc(unit=name, status=f"{response.status_code // 100}xx")
         return response
 
-    @router.post("/pipeline/voice-chat", dependencies=[Depends(require_scope("coordination:pipeline"))])
+    @router.post("/pipeline/voice-chat", dependencies=[Depends(require_scope("coordination:pipeline"))],
+                 openapi_extra=PIPELINE_OPENAPI,
+                 responses=answers(404, 502, ok={"model": VoiceChat, "description": "Transcript, answer, speech."}))
     async def voice_chat(request: Request) -> dict[str, Any]:
         result: dict[str, Any] = {"voice": "used"}
         if media_type(request) in ("audio/wav", "audio/x-wav", "audio/wave"):
@@ -113,14 +142,19 @@ def build(settings: Settings, registry: Registry, transport: httpx.AsyncBaseTran
         pipelines.inc(outcome="ok" if result["voice"] == "used" else "text_only")
         return result
 
-    # Registered last: /v1/status and /v1/pipeline/... match first.
-    @router.api_route("/{unit}/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-                      dependencies=[Depends(require_scope("coordination:route"))])
     async def route(unit: str, path: str, request: Request) -> Response:
         response = await forward(unit, request.method, f"/v1/{path}", request, await request.body(),
                                  params=request.query_params)
         kept = {k: v for k, v in response.headers.items() if k.lower() in ("content-type", "www-authenticate")}
         return Response(response.content, status_code=response.status_code, headers=kept)
+
+    # Registered last: /v1/status and /v1/pipeline/... match first. One route per method, so that each
+    # has an operationId of its own in the OpenAPI document (one route for five shared one id).
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        router.add_api_route("/{unit}/{path:path}", route, methods=[method], operation_id=f"route_{method.lower()}",
+                             dependencies=[Depends(require_scope("coordination:route"))],
+                             response_class=Response,
+                             responses={**answers(404), 200: PASSED_ON["default"], **PASSED_ON})
 
     async def close() -> None:
         await http.aclose()

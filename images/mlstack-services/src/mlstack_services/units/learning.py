@@ -19,8 +19,9 @@ from pydantic import BaseModel, Field
 from ..auth import require_scope
 from ..errors import ServiceError
 from ..metrics import Registry
+from ..openapi import answers
 from ..pg import PgDatabase, PgError
-from ..requests import require_json
+from ..requests import StoredText, require_json
 from ..settings import Settings
 from ..unit import Unit
 
@@ -38,7 +39,27 @@ class FeedbackRequest(BaseModel):
     user: str = Field(pattern=USER_PATTERN)
     style: str = Field(pattern="^(" + "|".join(STYLES) + ")$")
     rating: int = Field(ge=1, le=5)
-    answer_id: str | None = Field(default=None, max_length=64)
+    answer_id: StoredText | None = Field(default=None, max_length=64)
+
+
+# The profile's shape, for the OpenAPI document only (the routes return plain dicts).
+class StyleStats(BaseModel):
+    n: int
+    mean_reward: float | None
+    posterior_mean: float
+    alpha: float
+    beta: float
+
+
+class Profile(BaseModel):
+    user: str
+    feedback_count: int
+    styles: dict[str, StyleStats]
+    preferred: str
+    explore: str
+
+
+PROFILE = {"model": Profile, "description": "The user's profile over the answer styles."}
 
 
 def profile(user: str, ratings: list[tuple[str, int]], rng: random.Random | None = None) -> dict[str, Any]:
@@ -95,7 +116,8 @@ def build(settings: Settings, registry: Registry, store: FeedbackStore | None = 
             raise ServiceError(503, f"feedback store (PostgreSQL) unavailable: {exc}") from None
 
     @router.post("/feedback", status_code=201,
-                 dependencies=[Depends(require_scope("learning:feedback")), Depends(require_json)])
+                 dependencies=[Depends(require_scope("learning:feedback")), Depends(require_json)],
+                 responses=answers(created=PROFILE))
     async def feedback(body: FeedbackRequest) -> dict[str, Any]:
         try:
             await events.add(body)
@@ -104,7 +126,8 @@ def build(settings: Settings, registry: Registry, store: FeedbackStore | None = 
         counted.inc(style=body.style)
         return profile(body.user, await ratings_of(body.user))
 
-    @router.get("/profile/{user}", dependencies=[Depends(require_scope("learning:read"))])
+    @router.get("/profile/{user}", dependencies=[Depends(require_scope("learning:read"))],
+                responses=answers(ok=PROFILE))
     async def read_profile(user: str) -> dict[str, Any]:
         if not re.fullmatch(USER_PATTERN, user):
             raise ServiceError(422, "user: letters, digits and _.@- only, at most 64")

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator
 
 from ..auth import require_scope
 from ..embeddings import Embedder
@@ -22,7 +22,8 @@ from ..embeddings import check as model_files_check
 from ..errors import ServiceError
 from ..memory_store import Graph, QdrantVectors, StoreError, graph_for
 from ..metrics import Registry
-from ..requests import NonBlank, require_json
+from ..openapi import answers
+from ..requests import NonBlank, StoredText, no_nul, require_json
 from ..settings import Settings
 from ..unit import Unit
 
@@ -31,7 +32,7 @@ RELATION_PATTERN = r"^[A-Za-z][A-Za-z0-9_ -]{0,63}$"
 
 
 def _name(value: str) -> str:
-    value = " ".join(value.split())
+    value = " ".join(no_nul(value).split())
     if not value:
         raise ValueError("an entity name is blank")
     if len(value) > 200:
@@ -51,9 +52,9 @@ class Relation(BaseModel):
 
 
 class MemoryRequest(BaseModel):
-    text: NonBlank = Field(min_length=1, max_length=4000)
+    text: Annotated[NonBlank, AfterValidator(no_nul)] = Field(min_length=1, max_length=4000)
     user: str | None = Field(default=None, pattern=USER_PATTERN)
-    tags: list[str] = Field(default_factory=list, max_length=16)
+    tags: list[StoredText] = Field(default_factory=list, max_length=16)
     entities: list[str] = Field(default_factory=list, max_length=32,
                                 description="entities the memory mentions (linked in the graph)")
     relations: list[Relation] = Field(default_factory=list, max_length=32)
@@ -77,6 +78,32 @@ class SearchRequest(BaseModel):
     user: str | None = Field(default=None, pattern=USER_PATTERN)
     limit: int = Field(default=5, ge=1, le=50)
     min_score: float = Field(default=-1.0, ge=-1.0, le=1.0)
+
+
+# The answers' shapes, for the OpenAPI document only (the routes return plain dicts).
+class Memory(BaseModel, extra="allow"):
+    id: str
+    text: str
+    user: str | None
+    tags: list[str]
+    entities: list[str]
+    created_at: float
+
+
+class Stored(Memory):
+    relations: list[dict[str, Any]]
+    entities_linked: int
+    backends: dict[str, str]
+
+
+class Hit(Memory):
+    score: float
+
+
+class Hits(BaseModel):
+    query: str
+    backend: str
+    hits: list[Hit]
 
 
 def _memory_id(value: str) -> str:
@@ -111,7 +138,8 @@ def build(settings: Settings, registry: Registry, embedder: Any = None, vectors:
         return ServiceError(503, f"{kind} store unavailable: {exc}")
 
     @router.post("/memories", status_code=201,
-                 dependencies=[Depends(require_scope("memory:write")), Depends(require_json)])
+                 dependencies=[Depends(require_scope("memory:write")), Depends(require_json)],
+                 responses=answers(created={"model": Stored, "description": "The memory as stored."}))
     async def remember(body: MemoryRequest) -> dict[str, Any]:
         vector = await embed(body.text)
         memory_id = str(uuid.uuid4())
@@ -134,7 +162,8 @@ def build(settings: Settings, registry: Registry, embedder: Any = None, vectors:
         return {"id": memory_id, **payload, "relations": relations, "entities_linked": linked,
                 "backends": {"vector": store.kind, "graph": knowledge.kind}}
 
-    @router.post("/memories/search", dependencies=[Depends(require_scope("memory:read")), Depends(require_json)])
+    @router.post("/memories/search", dependencies=[Depends(require_scope("memory:read")), Depends(require_json)],
+                 responses=answers(ok={"model": Hits, "description": "The nearest memories, best first."}))
     async def search(body: SearchRequest) -> dict[str, Any]:
         vector = await embed(body.query)
         try:
@@ -146,7 +175,8 @@ def build(settings: Settings, registry: Registry, embedder: Any = None, vectors:
         return {"query": body.query, "backend": store.kind,
                 "hits": [h for h in hits if h["score"] >= body.min_score]}
 
-    @router.get("/memories/{memory_id}", dependencies=[Depends(require_scope("memory:read"))])
+    @router.get("/memories/{memory_id}", dependencies=[Depends(require_scope("memory:read"))],
+                responses=answers(404, ok={"model": Memory, "description": "The memory."}))
     async def recall(memory_id: str) -> dict[str, Any]:
         try:
             found = await store.get(_memory_id(memory_id))
@@ -157,7 +187,7 @@ def build(settings: Settings, registry: Registry, embedder: Any = None, vectors:
         return found
 
     @router.delete("/memories/{memory_id}", status_code=204, response_class=Response,
-                   dependencies=[Depends(require_scope("memory:write"))])
+                   dependencies=[Depends(require_scope("memory:write"))], responses=answers(404))
     async def forget(memory_id: str) -> Response:
         point = _memory_id(memory_id)
         try:
@@ -177,7 +207,8 @@ def build(settings: Settings, registry: Registry, embedder: Any = None, vectors:
         except StoreError as exc:
             raise unavailable("graph", exc) from None
 
-    @router.get("/entities/{name}/neighbours", dependencies=[Depends(require_scope("memory:read"))])
+    @router.get("/entities/{name}/neighbours", dependencies=[Depends(require_scope("memory:read"))],
+                responses=answers(404))
     async def neighbours(name: str, depth: int = Query(default=1, ge=1, le=3),
                          limit: int = Query(default=50, ge=1, le=500)) -> dict[str, Any]:
         try:

@@ -22,6 +22,7 @@ from ..embeddings import Embedder
 from ..embeddings import check as model_files_check
 from ..errors import ServiceError
 from ..metrics import Registry
+from ..openapi import answers
 from ..requests import NonBlank, media_type, require_json
 from ..settings import Settings
 from ..unit import Unit
@@ -36,6 +37,28 @@ WAV_TYPES = {"audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave", "applic
 class AnalyzeRequest(BaseModel):
     text: NonBlank = Field(min_length=1, max_length=5000)
     analyses: list[Analysis] = Field(default_factory=lambda: list(ALL), min_length=1, max_length=4)
+
+
+# The answers' shapes, for the OpenAPI document only (the routes return plain dicts).
+class TextAnalysis(BaseModel):
+    text_chars: int
+    intent: dict[str, Any] | None = None
+    entities: list[dict[str, Any]] | None = None
+    entities_method: str | None = None
+    language: dict[str, Any] | None = None
+    sentiment: dict[str, Any] | None = None
+
+
+class Intents(BaseModel):
+    intents: dict[str, int]
+    floor: float
+    model: str
+
+
+class AudioActivity(BaseModel, extra="allow"):
+    duration_s: float
+    source_rate: int
+    source_channels: int
 
 
 class Engines:
@@ -77,7 +100,8 @@ def build(settings: Settings, registry: Registry, embedder: Any = None) -> Unit:
             raise ServiceError(503, f"{name} engine unavailable: {reason}")
         return engine
 
-    @router.post("/analyze", dependencies=[Depends(require_scope("perception:analyze")), Depends(require_json)])
+    @router.post("/analyze", dependencies=[Depends(require_scope("perception:analyze")), Depends(require_json)],
+                 responses=answers(ok={"model": TextAnalysis, "description": "The analyses asked for."}))
     async def analyze(body: AnalyzeRequest) -> dict[str, Any]:
         wanted = list(dict.fromkeys(body.analyses))
         result: dict[str, Any] = {"text_chars": len(body.text)}
@@ -97,7 +121,8 @@ def build(settings: Settings, registry: Registry, embedder: Any = None) -> Unit:
             analysed.inc(analysis=name)
         return result
 
-    @router.get("/intents", dependencies=[Depends(require_scope("perception:analyze"))])
+    @router.get("/intents", dependencies=[Depends(require_scope("perception:analyze"))],
+                responses=answers(ok={"model": Intents, "description": "The intents known, by examples."}))
     async def intents() -> dict[str, Any]:
         index = need(engines.intents, "embedding-model")
         counts: dict[str, int] = {}
@@ -105,7 +130,11 @@ def build(settings: Settings, registry: Registry, embedder: Any = None) -> Unit:
             counts[label] = counts.get(label, 0) + 1
         return {"intents": counts, "floor": perception.INTENT_FLOOR, "model": engines.embedder.name}
 
-    @router.post("/audio", dependencies=[Depends(require_scope("perception:analyze"))])
+    @router.post("/audio", dependencies=[Depends(require_scope("perception:analyze"))],
+                 responses=answers(ok={"model": AudioActivity, "description": "Speech activity and loudness."}),
+                 openapi_extra={
+        "requestBody": {"required": True, "content": {kind: {"schema": {"type": "string", "format": "binary"}}
+                                                      for kind in sorted(WAV_TYPES)}}})
     async def audio(request: Request) -> dict[str, Any]:
         kind = media_type(request)
         if kind not in WAV_TYPES:

@@ -20,6 +20,7 @@ from ..auth import require_scope
 from ..errors import ServiceError
 from ..llm import LlmClient, UpstreamError
 from ..metrics import Registry
+from ..openapi import answers
 from ..requests import require_json
 from ..settings import Settings
 from ..unit import Unit
@@ -33,6 +34,27 @@ _STOP = frozenset("the and for are was were with that this from have has not but
 class ReasonRequest(BaseModel):
     question: str = Field(min_length=1, max_length=2000)
     max_steps: int = Field(default=3, ge=1, le=5)
+
+
+# The answer's shape, for the OpenAPI document only (the route returns a plain dict).
+class Link(BaseModel):
+    step: str
+    answer: str
+
+
+class Verdict(BaseModel):
+    consistent: bool
+    issues: list[str]
+    shared_words: list[str]
+
+
+class ReasonAnswer(BaseModel):
+    question: str
+    steps: list[str]
+    chain: list[Link]
+    answer: str
+    consistency: Verdict
+    llm_calls: int
 
 
 def parse_steps(text: str, limit: int) -> list[str]:
@@ -81,7 +103,8 @@ def build(settings: Settings, registry: Registry, llm_transport: httpx.AsyncBase
         choice = body["choices"][0] if isinstance(body["choices"][0], dict) else {}
         return str((choice.get("message") or {}).get("content") or "").strip()
 
-    @router.post("/reason", dependencies=[Depends(require_scope("reasoning:reason")), Depends(require_json)])
+    @router.post("/reason", dependencies=[Depends(require_scope("reasoning:reason")), Depends(require_json)],
+                 responses=answers(502, 504, ok={"model": ReasonAnswer, "description": "The chain and its check."}))
     async def reason(body: ReasonRequest) -> dict[str, Any]:
         try:
             plan = await ask(f"List at most {body.max_steps} short steps that lead to the answer, one per line, "

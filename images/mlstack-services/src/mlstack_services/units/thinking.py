@@ -20,8 +20,9 @@ from ..auth import require_scope
 from ..errors import ServiceError
 from ..llm import LlmClient, UpstreamError
 from ..metrics import Registry
+from ..openapi import answers
 from ..pg import PgDatabase, PgError
-from ..requests import require_json
+from ..requests import StoredText, require_json
 from ..settings import Settings
 from ..unit import Unit
 
@@ -48,18 +49,39 @@ class Thought:
 
 
 class ThoughtRequest(BaseModel):
-    content: str = Field(min_length=1, max_length=4000)
+    content: StoredText = Field(min_length=1, max_length=4000)
     revises: int | None = Field(default=None, ge=1)
     branch: str = Field(default=MAIN, pattern=BRANCH_PATTERN)
     branch_from: int | None = Field(default=None, ge=1)
 
 
 class SessionRequest(BaseModel):
-    title: str = Field(default="", max_length=200)
+    title: StoredText = Field(default="", max_length=200)
 
 
 class NextRequest(BaseModel):
     branch: str = Field(default=MAIN, pattern=BRANCH_PATTERN)
+
+
+# The answers' shapes, for the OpenAPI document only (the routes return plain dicts).
+class ThoughtOut(BaseModel):
+    number: int
+    branch: str
+    content: str
+    revises: int | None
+    branch_from: int | None
+    source: str
+
+
+class SessionOut(BaseModel):
+    id: str
+    title: str
+    thoughts: list[ThoughtOut]
+    branches: dict[str, list[int]] | None = Field(default=None, description="GET: each branch's line of thoughts")
+
+
+SESSION = {"model": SessionOut, "description": "The session."}
+THOUGHT = {"model": ThoughtOut, "description": "The thought as stored."}
 
 
 def next_thought(existing: list[Thought], request: ThoughtRequest, source: str = "client") -> Thought:
@@ -158,7 +180,8 @@ def build(settings: Settings, registry: Registry, store: ThoughtStore | None = N
         added.inc(source=thought.source)
         return asdict(thought)
 
-    @router.post("/sessions", status_code=201, dependencies=[scope, Depends(require_json)])
+    @router.post("/sessions", status_code=201, dependencies=[scope, Depends(require_json)],
+                 responses=answers(created=SESSION))
     async def create_session(body: SessionRequest) -> dict[str, Any]:
         session_id = uuid.uuid4().hex
         try:
@@ -167,19 +190,21 @@ def build(settings: Settings, registry: Registry, store: ThoughtStore | None = N
             raise ServiceError(503, f"thought store (PostgreSQL) unavailable: {exc}") from None
         return {"id": session_id, "title": body.title, "thoughts": []}
 
-    @router.get("/sessions/{session_id}", dependencies=[scope])
+    @router.get("/sessions/{session_id}", dependencies=[scope], responses=answers(404, ok=SESSION))
     async def get_session(session_id: str) -> dict[str, Any]:
         title, existing = await session_or_404(session_id)
         branches = sorted({t.branch for t in existing} | {MAIN})
         return {"id": session_id, "title": title, "thoughts": [asdict(t) for t in existing],
                 "branches": {b: [t.number for t in branch_line(existing, b)] for b in branches}}
 
-    @router.post("/sessions/{session_id}/thoughts", status_code=201, dependencies=[scope, Depends(require_json)])
+    @router.post("/sessions/{session_id}/thoughts", status_code=201, dependencies=[scope, Depends(require_json)],
+                 responses=answers(404, created=THOUGHT))
     async def add_thought(session_id: str, body: ThoughtRequest) -> dict[str, Any]:
         _title, existing = await session_or_404(session_id)
         return await store(session_id, next_thought(existing, body))
 
-    @router.post("/sessions/{session_id}/next", status_code=201, dependencies=[scope, Depends(require_json)])
+    @router.post("/sessions/{session_id}/next", status_code=201, dependencies=[scope, Depends(require_json)],
+                 responses=answers(404, 502, 504, created=THOUGHT))
     async def propose(session_id: str, body: NextRequest) -> dict[str, Any]:
         title, existing = await session_or_404(session_id)
         if body.branch not in {t.branch for t in existing} | {MAIN}:
@@ -191,7 +216,8 @@ def build(settings: Settings, registry: Registry, store: ThoughtStore | None = N
                 {"role": "user", "content": f"Topic: {title or 'untitled'}\nThoughts so far:\n{line or '(none)'}"}]})
         except UpstreamError as exc:
             raise ServiceError(exc.status, str(exc)) from None
-        text = str((answer["choices"][0].get("message") or {}).get("content") or "").strip()
+        # NUL removed: PostgreSQL text cannot hold it (the llm's words are not the caller's input to refuse).
+        text = str((answer["choices"][0].get("message") or {}).get("content") or "").replace("\x00", "").strip()
         if not text:
             raise ServiceError(502, "the llm unit proposed an empty thought")
         return await store(session_id, next_thought(existing, ThoughtRequest(content=text[:4000], branch=body.branch),

@@ -15,6 +15,7 @@ from ..audio import MAX_BYTES, AudioError, decode_wav
 from ..auth import Principal, require_scope
 from ..errors import ServiceError
 from ..metrics import Registry
+from ..openapi import answers, binary
 from ..redis_store import RedisLike, SessionStore
 from ..requests import NonBlank, media_type, require_json
 from ..settings import Settings
@@ -29,6 +30,27 @@ WAV_TYPES = {"audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave"}
 MULTIPART_SLACK = 64 * 1024
 RTF_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
+# POST /v1/stt reads its body and query itself (raw WAV or a multipart form): declared here.
+_WAV_BODY = {"schema": {"type": "string", "format": "binary"}}
+STT_OPENAPI = {
+    "parameters": [
+        {"name": "mode", "in": "query", "required": False,
+         "schema": {"type": "string", "enum": ["command", "free"], "default": "command"}},
+        {"name": "phrases", "in": "query", "required": False, "schema": {"type": "string"},
+         "description": "command mode: comma-separated phrases to listen for"},
+    ],
+    "requestBody": {"required": True, "content": {
+        **{kind: _WAV_BODY for kind in ("audio/wav", "audio/x-wav", "audio/wave", "application/octet-stream")},
+        "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+            "file": {"type": "string", "format": "binary"}, "mode": {"type": "string", "enum": ["command", "free"]},
+            "phrases": {"type": "string"}}}},
+    }},
+}
+TTS_OK = binary("audio/wav", "The speech, as 16-bit mono PCM WAV.")
+TTS_OK["headers"] = {name: {"description": text, "schema": {"type": "string"}} for name, text in (
+    ("X-Duration-Ms", "Length of the speech in ms."), ("X-Synthesis-Ms", "espeak-ng's wall time in ms."),
+    ("X-Sample-Rate", "Samples per second of the WAV."))}
+
 
 class TtsRequest(BaseModel):
     text: NonBlank = Field(min_length=1, max_length=1000)
@@ -38,6 +60,25 @@ class TtsRequest(BaseModel):
 
 class SessionRequest(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+# The answers' shapes, for the OpenAPI document only (the routes return plain dicts).
+class SttAnswer(BaseModel):
+    text: str
+    mode: str
+    engine: str
+    duration_s: float
+    rtf: float
+    confidence: float | None = Field(default=None, description="free mode only")
+    phrases: int | None = Field(default=None, description="command mode: how many phrases were listened for")
+
+
+class Session(BaseModel):
+    id: str
+    created_at: float
+    subject: str
+    metadata: dict[str, Any]
+    ttl_s: int
 
 
 class VoiceMetrics:
@@ -87,7 +128,7 @@ def build(settings: Settings, registry: Registry, redis: RedisLike | None = None
     router = APIRouter(prefix="/v1", tags=["voice-interaction"])
 
     @router.post("/tts", dependencies=[Depends(require_scope("voice:tts")), Depends(require_json)],
-                 response_class=Response, responses={200: {"content": {"audio/wav": {}}}})
+                 response_class=Response, responses=answers(504, ok=TTS_OK))
     async def tts(body: TtsRequest) -> Response:
         try:
             speech = await espeak.synthesize(body.text, body.voice, body.rate)
@@ -102,7 +143,8 @@ def build(settings: Settings, registry: Registry, redis: RedisLike | None = None
             "X-Sample-Rate": str(speech.sample_rate),
         })
 
-    @router.post("/stt", dependencies=[Depends(require_scope("voice:stt"))])
+    @router.post("/stt", dependencies=[Depends(require_scope("voice:stt"))], openapi_extra=STT_OPENAPI,
+                 responses=answers(504, ok={"model": SttAnswer, "description": "The transcript."}))
     async def stt(request: Request) -> dict[str, Any]:
         data, mode, raw_phrases = await _stt_input(request)
         label = mode if mode in ("command", "free") else "invalid"
@@ -126,7 +168,8 @@ def build(settings: Settings, registry: Registry, redis: RedisLike | None = None
             answer["phrases"] = len(phrases)
         return answer
 
-    @router.post("/sessions", status_code=201, dependencies=[Depends(require_scope("voice:session"))])
+    @router.post("/sessions", status_code=201, dependencies=[Depends(require_scope("voice:session"))],
+                 responses=answers(created={"model": Session, "description": "The session, stored in Redis."}))
     async def create_session(request: Request,
                              body: Annotated[SessionRequest | None, Body()] = None) -> dict[str, Any]:
         principal: Principal = request.state.principal
@@ -137,7 +180,8 @@ def build(settings: Settings, registry: Registry, redis: RedisLike | None = None
         metrics.sessions.inc()
         return session
 
-    @router.get("/sessions/{session_id}", dependencies=[Depends(require_scope("voice:session"))])
+    @router.get("/sessions/{session_id}", dependencies=[Depends(require_scope("voice:session"))],
+                responses=answers(404, ok={"model": Session, "description": "The session."}))
     async def get_session(session_id: str) -> dict[str, Any]:
         if not session_id.isalnum() or len(session_id) > 64:
             raise ServiceError(422, "session id: letters and digits only, at most 64")
