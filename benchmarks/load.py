@@ -142,8 +142,11 @@ def make_clips(stack: Stack) -> list[bytes]:
     auth = headers("voice-interaction", "voice:tts")
     clips = []
     for phrase in PHRASES:
-        response = requests.post(stack.voice + "/v1/tts", json={"text": phrase}, headers=auth, timeout=60)
-        response.raise_for_status()
+        try:
+            response = requests.post(stack.voice + "/v1/tts", json={"text": phrase}, headers=auth, timeout=60)
+            response.raise_for_status()
+        except requests.RequestException as exc:
+            raise SystemExit(f"voice-interaction at {stack.voice} cannot make the test clips: {exc}") from None
         clips.append(response.content)
     with wave.open(io.BytesIO(clips[0])) as clip:
         if clip.getnframes() == 0:
@@ -371,6 +374,9 @@ def main() -> None:
     load_before = [round(x, 2) for x in os.getloadavg()]
     when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     deployed = Stack(args.voice, args.chat, args.gateway)
+    signing = services.SECRETS / "jwt" / "signing.pem"
+    if not args.local and not signing.is_file():
+        raise SystemExit(f"no signing key at {signing}: set MLSTACK_SECRETS_DIR to the stack's secrets directory")
     with local_stack(args.token_delay) if args.local else nullcontext(deployed) as stack:
         check_loopback(stack.voice, stack.chat, stack.gateway)
         clips = make_clips(stack)
