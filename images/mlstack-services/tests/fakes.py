@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -222,3 +223,91 @@ class FakeReasoning:
         self.requests.append(body)
         self.authorization.append(request.headers.get("authorization"))
         return {"steps": ["read the question", "think it over"], "answer": "FakeReasoning says 42"}
+
+
+class SlowFakeLLM(FakeLLM):
+    """FakeLLM that answers like a small CPU llama.cpp server: one completion at a time (the
+    others wait their turn, as llama-cpp-python's server makes them) and ``token_delay_s``
+    per streamed word. For load tests and the load benchmark's --local mode."""
+
+    def __init__(self, token_delay_s: float = 0.02) -> None:
+        super().__init__()
+        self.token_delay_s = token_delay_s
+        self._turn: asyncio.Lock | None = None
+
+    async def completions(self, request: Request) -> Any:
+        if self._turn is None:
+            self._turn = asyncio.Lock()  # made on the serving loop
+        turn = self._turn
+        body = await request.json()
+        self.requests.append(body)
+        words = self.answer_for(body["messages"]).split(" ")
+        created = int(time.time())
+        if not body.get("stream"):
+            async with turn:
+                await asyncio.sleep(self.token_delay_s * len(words))
+            return JSONResponse({
+                "id": "chatcmpl-fake", "object": "chat.completion", "created": created, "model": body.get("model"),
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": " ".join(words)},
+                             "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 10, "completion_tokens": len(words), "total_tokens": 10},
+            })
+        base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": created,
+                "model": body.get("model")}
+
+        async def events() -> AsyncIterator[str]:
+            async with turn:
+                for i, word in enumerate(words):
+                    await asyncio.sleep(self.token_delay_s)
+                    chunk = {**base, "choices": [{"index": 0, "delta": {"content": word if i == 0 else " " + word},
+                                                  "finish_reason": None}]}
+                    yield f"data: {json.dumps(chunk)}\n\n"
+            yield f"data: {json.dumps({**base, 'choices': [{'index': 0, 'delta': {}, 'finish_reason': 'stop'}]})}\n\n"
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+
+class HeldFakeLLM(FakeLLM):
+    """FakeLLM whose streams send their first chunk, then hold until ``release`` is set: a
+    stream that is provably still running while a test looks at the chat unit."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    async def completions(self, request: Request) -> Any:
+        body = await request.json()
+        self.requests.append(body)
+        base = {"id": "chatcmpl-held", "object": "chat.completion.chunk", "created": int(time.time()),
+                "model": body.get("model")}
+
+        async def events() -> AsyncIterator[str]:
+            yield f"data: {json.dumps({**base, 'choices': [{'index': 0, 'delta': {'content': 'held'}}]})}\n\n"
+            while not self.release.is_set():
+                await asyncio.sleep(0.01)
+            yield f"data: {json.dumps({**base, 'choices': [{'index': 0, 'delta': {}, 'finish_reason': 'stop'}]})}\n\n"
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+
+class HeldFakeEspeak:
+    """Stands in for tts.Espeak: each synthesis waits until ``release`` is set, then returns a
+    short silent WAV. ``started`` counts the syntheses that began (were admitted)."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.started = 0
+
+    async def check(self) -> tuple[bool, str]:
+        return True, "HeldFakeEspeak"
+
+    async def synthesize(self, text: str, voice: str, rate: int) -> Any:
+        from mlstack_services.audio import wav_bytes
+        from mlstack_services.tts import Speech
+
+        self.started += 1
+        while not self.release.is_set():
+            await asyncio.sleep(0.01)
+        return Speech(wav_bytes(b"\x00\x00" * 1600, 16000, 2), 100, 1.0, 16000)

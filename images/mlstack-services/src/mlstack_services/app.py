@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__
+from .admission import AdmissionMiddleware, build_gates
 from .auth import AuthMiddleware, JwtVerifier
 from .errors import error_response
 from .metrics import CONTENT_TYPE, Registry
@@ -66,6 +67,8 @@ def create_app(settings: Settings, builder: UnitBuilder | None = None) -> FastAP
     app = FastAPI(title=f"mlstack {settings.unit}", version=__version__, lifespan=lifespan,
                   docs_url=None, redoc_url=None)
     app.state.settings, app.state.registry, app.state.verifier, app.state.unit = settings, registry, verifier, unit
+    app.state.gates = build_gates(set(unit.admission.values()), settings.admission_concurrency,
+                                  settings.admission_queue, settings.admission_wait_s, registry)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -108,7 +111,9 @@ def create_app(settings: Settings, builder: UnitBuilder | None = None) -> FastAP
         return PlainTextResponse(registry.render(), media_type=CONTENT_TYPE)
 
     app.include_router(unit.router)
-    # Outermost last: observe (log + metrics) > auth on /v1 > body limits > the routes.
+    # Outermost last: observe (log + metrics) > auth on /v1 > body limits > admission > the routes,
+    # so a request without a token or with an oversized body never takes a place in a queue.
+    app.add_middleware(AdmissionMiddleware, gates=app.state.gates, paths=unit.admission)
     app.add_middleware(BodyLimitMiddleware, default_limit=settings.max_body_bytes, limits=unit.body_limits)
     app.add_middleware(AuthMiddleware, verifier=verifier)
     app.add_middleware(ObserveMiddleware, registry=registry, routes=[*app.router.routes, *unit.router.routes],

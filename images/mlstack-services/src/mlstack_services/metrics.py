@@ -1,4 +1,4 @@
-"""A small Prometheus registry: counters and histograms rendered in the text exposition format."""
+"""A small Prometheus registry: counters, gauges and histograms rendered in the text exposition format."""
 
 from __future__ import annotations
 
@@ -51,6 +51,30 @@ class Counter:
         return lines
 
 
+class Gauge:
+    """A value that goes up and down (queue depth, requests in flight)."""
+
+    def __init__(self, name: str, help_text: str, labelnames: tuple[str, ...] = ()) -> None:
+        self.name, self.help, self.labelnames = name, help_text, labelnames
+        self._values: dict[Labels, float] = {}
+        self._lock = threading.Lock()
+
+    def set(self, value: float, **labels: str) -> None:
+        key = tuple((n, str(labels[n])) for n in self.labelnames)
+        with self._lock:
+            self._values[key] = value
+
+    def value(self, **labels: str) -> float:
+        return self._values.get(tuple((n, str(labels[n])) for n in self.labelnames), 0.0)
+
+    def render(self) -> list[str]:
+        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} gauge"]
+        with self._lock:
+            for key, value in sorted(self._values.items()):
+                lines.append(f"{self.name}{_labels(key)} {_num(value)}")
+        return lines
+
+
 class Histogram:
     def __init__(self, name: str, help_text: str, labelnames: tuple[str, ...] = (),
                  buckets: tuple[float, ...] = LATENCY_BUCKETS) -> None:
@@ -83,7 +107,7 @@ class Registry:
     def __init__(self, unit: str, version: str) -> None:
         self._info = ["# HELP mlstack_unit_info The unit this process runs.", "# TYPE mlstack_unit_info gauge",
                       f'mlstack_unit_info{{unit="{_escape(unit)}",version="{_escape(version)}"}} 1']
-        self._metrics: list[Counter | Histogram] = []
+        self._metrics: list[Counter | Gauge | Histogram] = []
         self.requests = self.counter("mlstack_http_requests_total", "HTTP requests by route, method and status.",
                                      ("route", "method", "status"))
         self.latency = self.histogram("mlstack_http_request_duration_seconds",
@@ -92,6 +116,11 @@ class Registry:
 
     def counter(self, name: str, help_text: str, labelnames: tuple[str, ...] = ()) -> Counter:
         metric = Counter(name, help_text, labelnames)
+        self._metrics.append(metric)
+        return metric
+
+    def gauge(self, name: str, help_text: str, labelnames: tuple[str, ...] = ()) -> Gauge:
+        metric = Gauge(name, help_text, labelnames)
         self._metrics.append(metric)
         return metric
 

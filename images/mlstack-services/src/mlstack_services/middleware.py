@@ -18,6 +18,10 @@ from .metrics import Registry
 
 log = logging.getLogger("mlstack_services.request")
 
+# Retry-After of a 503 that names none (a dependency down, the JWT key unreadable): a guess
+# that keeps well-behaved clients from hammering a unit that is recovering.
+UNAVAILABLE_RETRY_AFTER_S = 5
+
 
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", []):
@@ -102,6 +106,9 @@ class ObserveMiddleware:
                 status = msg["status"]
                 msg.setdefault("headers", [])
                 msg["headers"] = list(msg["headers"]) + [(b"x-request-id", request_id.encode())]
+                if status in (429, 503) and not any(k.lower() == b"retry-after" for k, _ in msg["headers"]):
+                    # Every 429 and 503 says when to come back (the admission gate sets its own).
+                    msg["headers"].append((b"retry-after", str(UNAVAILABLE_RETRY_AFTER_S).encode()))
             await send(msg)
 
         try:

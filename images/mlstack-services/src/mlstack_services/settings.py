@@ -75,6 +75,12 @@ class Settings:
     neo4j_uri: str = ""
     neo4j_user: str = "neo4j"
     neo4j_password_file: str = "/run/secrets/neo4j_password"
+    # Admission control (admission.py), sized for a 2-core host: one expensive request per
+    # core at a time, three times as many waiting to keep both cores fed through a burst
+    # (8 admitted in all), and a wait bound well under the 30 s a typical client allows.
+    admission_concurrency: int = 2
+    admission_queue: int = 6
+    admission_wait_s: int = 15
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -123,4 +129,7 @@ class Settings:
             neo4j_uri=env.get("NEO4J_URI", "").strip(),
             neo4j_user=env.get("NEO4J_USER", "").strip() or "neo4j",
             neo4j_password_file=env.get("NEO4J_PASSWORD_FILE", "/run/secrets/neo4j_password"),
+            admission_concurrency=_int(env, "ADMISSION_CONCURRENCY", 2, 1, 256),
+            admission_queue=_int(env, "ADMISSION_QUEUE", 6, 0, 10_000),
+            admission_wait_s=_int(env, "ADMISSION_WAIT_S", 15, 1, 600),
         )

@@ -22,6 +22,9 @@ class Unit:
     # /ready, never a reason to be unready, so a degraded helper never takes this unit down.
     optional_checks: dict[str, Check] = field(default_factory=dict)
     body_limits: dict[str, int] = field(default_factory=dict)
+    # The expensive POST paths and the gate each passes (admission.py): path -> gate name.
+    # Paths that share a gate share its slots (the same CPU or the same upstream).
+    admission: dict[str, str] = field(default_factory=dict)
     # Which server or embedded engine serves each store (the memory unit): shown in /ready.
     backends: dict[str, str] = field(default_factory=dict)
     on_startup: list[Hook] = field(default_factory=list)

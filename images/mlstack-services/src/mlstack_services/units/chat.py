@@ -306,5 +306,7 @@ def build(settings: Settings, registry: Registry, redis: RedisLike | None = None
         optional_checks={**({"reasoning": reasoner.check} if settings.reasoning_url else {}),
                          **({"learning": learner.check} if settings.learning_url else {}),
                          **({"perception": perceiver.check} if settings.perception_url else {})},
+        # Streams hold their slot to the last chunk: the llm serves one completion at a time.
+        admission={"/v1/chat/completions": "completions"},
         on_startup=[prepare], on_shutdown=[close],
     )

@@ -28,6 +28,16 @@ from ..settings import Settings
 from ..unit import Unit
 
 HOP_HEADERS = {"authorization", "content-type", "accept"}
+# A unit past saturation (429) or unavailable (503) says when to come back: the gateway passes it on.
+BUSY = (429, 503)
+KEPT_HEADERS = ("content-type", "www-authenticate", "retry-after")
+
+
+def _busy(step: str, unit: str, response: httpx.Response) -> ServiceError:
+    """The unit's own 429/503 and Retry-After, so the caller backs off instead of seeing a 502."""
+    retry = response.headers.get("retry-after")
+    return ServiceError(response.status_code, f"{step}: {unit} is busy or unavailable "
+                        f"({response.status_code}): {response.text[:200]}", {"Retry-After": retry} if retry else None)
 
 
 # The answers' shapes, for the OpenAPI document only (the routes return plain dicts).
@@ -113,6 +123,9 @@ def build(settings: Settings, registry: Registry, transport: httpx.AsyncBaseTran
         if media_type(request) in ("audio/wav", "audio/x-wav", "audio/wave"):
             stt = await forward("voice-interaction", "POST", "/v1/stt", request, await request.body(),
                                 params={"mode": "free"})
+            if stt.status_code in BUSY:
+                pipelines.inc(outcome="busy")
+                raise _busy("speech to text", "voice-interaction", stt)
             if stt.status_code != 200:
                 pipelines.inc(outcome="error")
                 raise ServiceError(stt.status_code if stt.status_code < 500 else 502,
@@ -124,6 +137,9 @@ def build(settings: Settings, registry: Registry, transport: httpx.AsyncBaseTran
         question = {"max_tokens": 64, "messages": [{"role": "user", "content": result["transcript"] or "hello"}]}
         chat = await forward("chat", "POST", "/v1/chat/completions", request, json.dumps(question).encode(),
                              headers={"content-type": "application/json"})
+        if chat.status_code in BUSY:
+            pipelines.inc(outcome="busy")
+            raise _busy("chat", "chat", chat)
         if chat.status_code != 200:
             pipelines.inc(outcome="error")
             raise ServiceError(502, f"chat answered {chat.status_code}: {chat.text[:200]}")
@@ -145,7 +161,7 @@ def build(settings: Settings, registry: Registry, transport: httpx.AsyncBaseTran
     async def route(unit: str, path: str, request: Request) -> Response:
         response = await forward(unit, request.method, f"/v1/{path}", request, await request.body(),
                                  params=request.query_params)
-        kept = {k: v for k, v in response.headers.items() if k.lower() in ("content-type", "www-authenticate")}
+        kept = {k: v for k, v in response.headers.items() if k.lower() in KEPT_HEADERS}
         return Response(response.content, status_code=response.status_code, headers=kept)
 
     # Registered last: /v1/status and /v1/pipeline/... match first. One route per method, so that each
@@ -160,6 +176,7 @@ def build(settings: Settings, registry: Registry, transport: httpx.AsyncBaseTran
         await http.aclose()
 
     return Unit(name="coordination", router=router, body_limits={"/v1/pipeline/voice-chat": 10 << 20},
+                admission={"/v1/pipeline/voice-chat": "pipeline"},
                 optional_checks={name: _reach(http, url) for name, url in sorted(upstreams.items())},
                 on_shutdown=[close])
 

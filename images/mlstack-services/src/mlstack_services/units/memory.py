@@ -242,7 +242,7 @@ def build(settings: Settings, registry: Registry, embedder: Any = None, vectors:
         await knowledge.close()
 
     return Unit(
-        name="memory", router=router,
+        name="memory", router=router, admission={"/v1/memories": "embeddings", "/v1/memories/search": "embeddings"},
         checks={"embedding-model": model_check, "vector": store.check, "graph": knowledge.check},
         backends={"vector": store.backend, "graph": knowledge.backend},
         on_startup=[start], on_shutdown=[close],

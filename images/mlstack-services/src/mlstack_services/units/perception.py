@@ -173,7 +173,7 @@ def build(settings: Settings, registry: Registry, embedder: Any = None) -> Unit:
         return check
 
     return Unit(
-        name="perception", router=router,
+        name="perception", router=router, admission={"/v1/analyze": "analysis", "/v1/audio": "analysis"},
         checks={"embedding-model": model_check,
                 "language": engine_check("language", "language", "py3langid model"),
                 "sentiment": engine_check("sentiment", "sentiment", "VADER lexicon")},

@@ -130,4 +130,5 @@ def build(settings: Settings, registry: Registry, llm_transport: httpx.AsyncBase
     async def close() -> None:
         await llm.aclose()
 
-    return Unit(name="reasoning", router=router, checks={"llm": llm.check}, on_shutdown=[close])
+    return Unit(name="reasoning", router=router, checks={"llm": llm.check}, on_shutdown=[close],
+                admission={"/v1/reason": "reasoning"})

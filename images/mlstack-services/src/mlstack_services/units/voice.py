@@ -210,5 +210,7 @@ def build(settings: Settings, registry: Registry, redis: RedisLike | None = None
     return Unit(
         name="voice-interaction", router=router,
         checks={"redis": redis_check, "espeak-ng": espeak.check, "pocketsphinx": stt_check},
-        body_limits={"/v1/stt": MAX_BYTES + MULTIPART_SLACK}, on_startup=[stt_engine.warm], on_shutdown=[close],
+        body_limits={"/v1/stt": MAX_BYTES + MULTIPART_SLACK},
+        # Synthesis and recognition share the unit's CPU (its container has one core by default).
+        admission={"/v1/tts": "speech", "/v1/stt": "speech"}, on_startup=[stt_engine.warm], on_shutdown=[close],
     )
