@@ -301,3 +301,62 @@ def test_ready_names_the_backends_and_metrics_count(client: TestClient, auth: di
     assert body["backends"]["vector"].startswith("qdrant embedded (qdrant-client local mode)")
     assert "holds 1 memories" in body["checks"]["vector"]["reason"]
     assert "mlstack_memory_stored_total 1" in client.get("/metrics").text
+
+
+@pytest.mark.skipif(not (NEO4J_URI and NEO4J_PASSWORD_FILE),
+                    reason="no Neo4j server: set MLSTACK_TEST_NEO4J_URI and MLSTACK_TEST_NEO4J_PASSWORD_FILE")
+def test_a_neo4j_password_rotation_fails_no_query(tmp_path: Path) -> None:
+    """rotate_passwords.yml against a real server: the password changes on the server, this unit's file
+    a second later; new connections keep being opened (the worst case) and no query or check fails.
+    The server gets its former password back at the end."""
+    import neo4j
+
+    former = Path(NEO4J_PASSWORD_FILE).read_text().rstrip("\r\n")
+    new = f"rotated-{uuid.uuid4().hex}"
+    file = tmp_path / "neo4j_password"
+    file.write_text(former + "\n")
+    cypher = Neo4jCypher(Settings.from_env({"MLSTACK_UNIT": "memory", "NEO4J_URI": NEO4J_URI,
+                                            "NEO4J_PASSWORD_FILE": str(file), "DATA_DIR": str(tmp_path)}))
+
+    def alter(old: str, to: str) -> None:
+        with neo4j.GraphDatabase.driver(NEO4J_URI, auth=("neo4j", old)) as driver, \
+                driver.session(database="system") as session:
+            session.run("ALTER CURRENT USER SET PASSWORD FROM $old TO $new", old=old, new=to).consume()
+
+    async def scenario() -> tuple[int, list[str]]:
+        ok, failures, stop = [0], [], asyncio.Event()
+
+        async def loop() -> None:
+            while not stop.is_set():
+                try:
+                    await cypher.run("MATCH (e:Entity) RETURN count(e) AS entities", {})
+                    await cypher.version()
+                    ok[0] += 1
+                except StoreError as exc:
+                    failures.append(str(exc))
+                await cypher.close()  # each query on a new connection, logged in with what the file says
+                await asyncio.sleep(0.05)
+
+        task = asyncio.create_task(loop())
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(alter, former, new)
+        print(f"altered after {ok[0]} ok / {len(failures)} failed")
+        await asyncio.sleep(1.0)  # the playbook's step from the server to this unit's file
+        file.write_text(new + "\n")
+        await asyncio.sleep(1.0)
+        stop.set()
+        await task
+        await cypher.close()
+        return ok[0], failures
+
+    try:
+        ok, failures = asyncio.run(scenario())
+    finally:
+        time.sleep(5.5)  # Neo4j's lock after three refused logins in a row, should the test have failed so
+        try:
+            alter(new, former)
+        except neo4j.exceptions.AuthError:
+            pass  # the server never got the new one
+    print(f"neo4j rotation: {ok} ok / {len(failures)} failed")
+    assert failures == [], failures[:3]
+    assert ok > 10
