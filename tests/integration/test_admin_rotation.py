@@ -256,3 +256,45 @@ def test_redis_admin_holds_two_passwords_during_the_rotation(tmp_path: Path) -> 
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+# --- Neo4j ------------------------------------------------------------------------------------
+
+NEO4J_URI = os.environ.get("MLSTACK_TEST_NEO4J_URI", "")
+NEO4J_PASSWORD_FILE = os.environ.get("MLSTACK_TEST_NEO4J_PASSWORD_FILE", "")
+
+
+@pytest.mark.skipif(not (NEO4J_URI and NEO4J_PASSWORD_FILE),
+                    reason="no Neo4j server: set MLSTACK_TEST_NEO4J_URI and MLSTACK_TEST_NEO4J_PASSWORD_FILE")
+def test_neo4j_password_changes_live_and_a_logged_in_driver_keeps_working() -> None:
+    """neo4j_password's core against a real server; the server gets its former password back."""
+    import neo4j
+
+    from ansible_collections.aiops.mlstack.plugins.module_utils import _neo4j
+
+    former = Path(NEO4J_PASSWORD_FILE).read_text().rstrip("\r\n")
+    new = secrets.token_urlsafe(30)
+    held = neo4j.GraphDatabase.driver(NEO4J_URI, auth=("neo4j", former))  # memory's pooled connection
+
+    def held_query() -> None:
+        assert held.execute_query("RETURN 1 AS one").records[0]["one"] == 1
+
+    try:
+        with Loop(held_query) as loop:
+            time.sleep(0.3)
+            planned = _neo4j.set_password(NEO4J_URI, "neo4j", new, former, 5.0, check_mode=True)
+            applied = _neo4j.set_password(NEO4J_URI, "neo4j", new, former, 5.0)
+            again = _neo4j.set_password(NEO4J_URI, "neo4j", new, former, 5.0)
+            time.sleep(0.3)
+        print(f"neo4j password change: {loop.ok} queries on a logged-in driver ok / {len(loop.failures)} failed")
+        assert planned["changed"] is True and applied["changed"] is True and again["changed"] is False
+        assert loop.failures == [] and loop.ok > 5
+        with pytest.raises(neo4j.exceptions.AuthError), neo4j.GraphDatabase.driver(
+                NEO4J_URI, auth=("neo4j", former)) as refused:
+            refused.verify_connectivity()
+        with neo4j.GraphDatabase.driver(NEO4J_URI, auth=("neo4j", new)) as accepted:
+            accepted.verify_connectivity()
+    finally:
+        held.close()
+        # Back to the former password (after the once-refused login above: no lock).
+        _neo4j.set_password(NEO4J_URI, "neo4j", former, new, 5.0)
