@@ -61,7 +61,7 @@ options:
     description:
       - The former password of O(admin_user) while it is rotated (C(playbooks/rotate_passwords.yml)). The
         admin connects with whichever of the two the server accepts, then its password is set to
-        O(admin_password) (a SCRAM-SHA-256 verifier computed by the module: the plain text never reaches the
+        O(admin_password) (a SCRAM-SHA-256 verifier computed by the module, so the plain text never reaches the
         server). Open sessions are not cut.
     type: str
   admin_database:
