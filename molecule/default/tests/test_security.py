@@ -187,10 +187,14 @@ def test_password_rotation_cuts_off_no_request() -> None:
     created = requests.post(f"{VOICE}/v1/sessions", json={}, timeout=10, headers=headers)
     assert created.status_code == 201, created.text
     memory = f"http://{backend_address('mlstack-memory')}:8001"
-    deadline = time.monotonic() + 180
-    while (ready := requests.get(f"{memory}/ready", timeout=5)).status_code != 200:
-        assert time.monotonic() < deadline, f"memory is not ready before the rotation: {ready.text}"
+    deadline, ready = time.monotonic() + 180, None
+    while ready is None or ready.status_code != 200:
+        assert time.monotonic() < deadline, f"memory is not ready before the rotation: {getattr(ready, 'text', '')}"
         time.sleep(1)
+        try:
+            ready = requests.get(f"{memory}/ready", timeout=5)
+        except requests.RequestException:
+            ready = None
     assert ready.json()["backends"]["graph"].startswith("neo4j"), ready.text
     before = {name: (SECRETS / "redis" / name).read_text() for name in ("voice_interaction", "chat")}
     before_pg = (SECRETS / "postgresql" / "chat").read_text()
