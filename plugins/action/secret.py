@@ -16,6 +16,7 @@ from ansible_collections.aiops.mlstack.plugins.module_utils._secrets import (
     ensure_keypair,
     previous,
     rotate,
+    rotation_started,
 )
 
 ROTATIONS = ("none", "begin", "end")
@@ -47,10 +48,11 @@ class ActionModule(ActionBase):
             if rotation not in ROTATIONS:
                 raise SecretError(f"rotation={rotation!r}: use one of {ROTATIONS}")
             unit, length, check = str(args["unit"]), int(args.get("length", 40)), self._task.check_mode
-            # Only the named secrets rotate (services' passwords); an admin password stays put.
+            # Only the named secrets rotate (the calling role names its users, admin included);
+            # a rotation already begun keeps its new value, an interrupted one is completed.
             rotating = {str(n) for n in args.get("rotation_names") or []}
             for name in [str(n) for n in args.get("names") or []]:
-                if rotation == "begin" and name in rotating and previous(base, unit, name) is None:
+                if rotation == "begin" and name in rotating and not rotation_started(base, unit, name):
                     values[name] = rotate(base, unit, name, length, check)
                     created.append(f"{name} (rotated)")
                     continue

@@ -9,6 +9,7 @@ missing library through ``missing_required_lib`` instead of an import error.
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -106,3 +107,90 @@ def check_neo4j(
         records.append(record(unit, "write_read", False, {"database": "neo4j"},
                               scrub(f"{type(exc).__name__}: {exc}", hide)))
     return records
+
+
+# --- the password, rotated live -----------------------------------------------------------
+
+RATE_LIMIT_CODE = "Neo.ClientError.Security.AuthenticationRateLimit"
+# dbms.security.auth_lock_time: after three refused logins in a row Neo4j refuses even the
+# right password for this long.
+AUTH_LOCK_S = 5.0
+SET_PASSWORD = "ALTER CURRENT USER SET PASSWORD FROM $former TO $new"
+
+
+class PasswordError(Exception):
+    """The password could not be set; the message has no secret in it."""
+
+
+def _login(make: Callable[..., Any], uri: str, auth: tuple[str, str], timeout: float,
+           sleep: Callable[[float], None]) -> Any:
+    """An open driver that logged in with ``auth``; AuthError when refused.
+
+    A login refused because earlier ones were (Neo4j's lock after three refused logins in a
+    row) is tried once more after the lock time: it says nothing about this password.
+    """
+    import neo4j.exceptions
+
+    for attempt in (1, 2):
+        driver = make(uri, auth, timeout)
+        try:
+            driver.verify_connectivity()
+            return driver
+        except neo4j.exceptions.ClientError as exc:
+            driver.close()
+            if getattr(exc, "code", None) != RATE_LIMIT_CODE or attempt == 2:
+                raise
+            sleep(AUTH_LOCK_S + 0.5)
+        except BaseException:
+            driver.close()
+            raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def set_password(
+    uri: str,
+    user: str,
+    password: str,
+    previous: str,
+    timeout: float = 10.0,
+    check_mode: bool = False,
+    driver_factory: Callable[[str, tuple[str, str] | None, float], Any] | None = None,
+    sleep: Callable[[float], None] | None = None,
+) -> dict[str, Any]:
+    """Give ``user`` the password ``password`` in place of ``previous``, live.
+
+    Logs in with the former password first (the server has it until the change, so a first
+    run has no refused login to count towards Neo4j's lock), then runs ``ALTER CURRENT USER
+    SET PASSWORD FROM .. TO ..`` on the system database, the passwords as parameters. When
+    the former one is refused and the new one accepted, the change was made already (a
+    re-run): nothing to do. Connections already open stay logged in; new ones need the new
+    password. Returns ``changed`` and ``msg``; raises :class:`PasswordError`.
+    """
+    import neo4j.exceptions
+
+    make = driver_factory or _driver
+    wait = sleep or time.sleep
+    hide = [password, previous]
+    refused: list[str] = []
+    for which, candidate in (("former", previous), ("new", password)):
+        try:
+            driver = _login(make, uri, (user, candidate), timeout, wait)
+        except neo4j.exceptions.AuthError as exc:
+            refused.append(f"{which}: {scrub(exc.message or str(exc), hide)}")
+            continue
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            raise PasswordError(scrub(f"{user} could not log in: {type(exc).__name__}: {exc}", hide)) from None
+        try:
+            if which == "new":
+                return {"changed": False, "msg": f"{user} has its new password already (the former one is refused)"}
+            if not check_mode:
+                with driver.session(database="system") as session:
+                    session.run(SET_PASSWORD, former=previous, new=password).consume()
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            raise PasswordError(scrub(f"setting {user}'s password failed: {type(exc).__name__}: {exc}",
+                                      hide)) from None
+        finally:
+            driver.close()
+        return {"changed": True, "msg": f"{user}'s password {'would be' if check_mode else 'was'} changed "
+                                        "(open connections stay logged in)"}
+    raise PasswordError(f"{user} was refused with the former and with the new password ({'; '.join(refused)})")

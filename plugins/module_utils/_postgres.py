@@ -344,6 +344,26 @@ def plan(
     return steps
 
 
+def plan_admin(
+    admin_user: str,
+    admin_password: str,
+    stored: str | None,
+    salt_factory: Callable[[], bytes] = lambda: os.urandom(16),
+) -> list[Step]:
+    """The admin's own password (a rotation): a verifier of ``admin_password`` replaces the
+    stored one unless it already is one. Open sessions are not cut; new ones need it."""
+    if verifier_matches(stored, admin_password):
+        return []
+    return [
+        Step(
+            f"set password of admin role {admin_user} (was {password_kind(stored)}, differs)",
+            "ALTER ROLE {role} PASSWORD {verifier}",
+            (("role", admin_user),),
+            (("verifier", scram_verifier(admin_password, salt_factory())),),
+        )
+    ]
+
+
 def describe(services: Sequence[Service], state: State, desired: bool = False) -> dict[str, list[dict[str, Any]]]:
     """The ``diff`` side for the managed roles and databases, without any secret.
 
@@ -506,21 +526,26 @@ def provision(
     check_mode: bool = False,
     connect: Connect | None = None,
     salt_factory: Callable[[], bytes] = lambda: os.urandom(16),
+    admin_password_previous: str | None = None,
 ) -> dict[str, Any]:
     """Reconcile one role and one database per service; ``changed``, ``changes``, ``diff``.
 
-    In check mode the state is read and the plan made, nothing is executed.
+    During a rotation of the admin's password (``admin_password_previous`` given) the admin
+    connects with whichever of the two the server accepts, and its own password is set to
+    ``admin_password`` last, as a verifier computed here. In check mode the state is read
+    and the plan made, nothing is executed.
     """
     secret_values = [admin_password] + [s.password for s in services]
-    try:
-        conn = (connect or pg_connect)(host, port, admin_user, admin_password, admin_database, timeout)
-    except Exception as exc:
-        raise ProvisionError(
-            scrub(f"admin {admin_user} could not connect: {_error_text(exc)}", secret_values)
-        ) from None
+    if admin_password_previous:
+        secret_values.append(admin_password_previous)
+    conn = _admin_connect(connect or pg_connect, host, port, admin_user, admin_database, timeout,
+                          [p for p in (admin_password_previous, admin_password) if p], secret_values)
     try:
         before = read_state(conn, services)
-        steps = plan(services, before, salt_factory)
+        row = _one(conn, "SELECT rolpassword FROM pg_catalog.pg_authid WHERE rolname = %s", (admin_user,))
+        admin_stored = row[0] if row else None
+        steps = plan(services, before, salt_factory) + plan_admin(admin_user, admin_password, admin_stored,
+                                                                  salt_factory)
         if not check_mode:
             done: list[str] = []
             for step in steps:
@@ -535,11 +560,43 @@ def provision(
         raise ProvisionError(scrub(f"reading roles and databases failed: {_error_text(exc)}", secret_values)) from None
     finally:
         _close(conn)
-    return {
-        "changed": bool(steps),
-        "changes": [s.change for s in steps],
-        "diff": {"before": describe(services, before), "after": describe(services, before, desired=True)},
-    }
+    diff: dict[str, dict[str, Any]] = {"before": describe(services, before),
+                                       "after": describe(services, before, desired=True)}
+    if admin_password_previous:
+        # In a rotation the diff also says whether the admin's own password is the new one.
+        matches = verifier_matches(admin_stored, admin_password)
+        diff["before"]["admin"] = {"name": admin_user, "verifier_matches": matches}
+        diff["after"]["admin"] = {"name": admin_user, "verifier_matches": True}
+    return {"changed": bool(steps), "changes": [s.change for s in steps], "diff": diff}
+
+
+def _admin_connect(
+    connect: Connect,
+    host: str,
+    port: int,
+    admin_user: str,
+    admin_database: str,
+    timeout: float,
+    passwords: Sequence[str],
+    secret_values: list[str],
+) -> Any:
+    """A connection as the admin with the first of ``passwords`` the server accepts.
+
+    In a rotation the former password comes first (the server has it until the rotation
+    sets the new one), so a first run logs no refused login; a re-run after the change is
+    refused once, then connects with the new one. Only an authentication refusal moves on.
+    """
+    for index, password in enumerate(passwords):
+        try:
+            return connect(host, port, admin_user, password, admin_database, timeout)
+        except Exception as exc:
+            if index + 1 < len(passwords) and is_auth_failure(exc):
+                continue
+            tried = " (with the former and the new password)" if index else ""
+            raise ProvisionError(
+                scrub(f"admin {admin_user} could not connect{tried}: {_error_text(exc)}", secret_values)
+            ) from None
+    raise ProvisionError(f"admin {admin_user}: no password given")
 
 
 # --- checks ------------------------------------------------------------------------------

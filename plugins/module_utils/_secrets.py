@@ -134,16 +134,19 @@ def rotate(base: Path, unit: str, name: str, length: int = 40, check_mode: bool 
     """Replace a secret with a new value, keeping the former one as ``<name>.previous``.
 
     The former value stays accepted (Redis takes two passwords per user) until
-    :func:`drop_previous`; a rotation that was not finished is not started again.
+    :func:`drop_previous`; a rotation that was not finished is not started again. One
+    interrupted between keeping the former value and writing the new one (both files
+    hold the same value) gets its new value now, so a re-run completes it.
     """
     path = secret_path(base, unit, name)
     current, _created = ensure(base, unit, name, length, check_mode)
     before = previous_path(path)
-    if before.exists() or check_mode:
+    if check_mode or rotation_started(base, unit, name):
         return current
-    fd = os.open(before, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(current + "\n")
+    if not before.exists():
+        fd = os.open(before, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(current + "\n")
     value = generate(length)
     tmp = path.with_name(path.name + ".new")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -151,6 +154,13 @@ def rotate(base: Path, unit: str, name: str, length: int = 40, check_mode: bool 
         handle.write(value + "\n")
     os.replace(tmp, path)
     return value
+
+
+def rotation_started(base: Path, unit: str, name: str) -> bool:
+    """Whether the secret already has its new value beside a different former one."""
+    path = secret_path(base, unit, name)
+    former = previous(base, unit, name)
+    return former is not None and path.exists() and path.read_text(encoding="utf-8").strip() != former
 
 
 def previous(base: Path, unit: str, name: str) -> str | None:

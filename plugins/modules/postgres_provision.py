@@ -57,6 +57,13 @@ options:
     description: Password of O(admin_user).
     type: str
     required: true
+  admin_password_previous:
+    description:
+      - The former password of O(admin_user) while it is rotated (C(playbooks/rotate_passwords.yml)). The
+        admin connects with whichever of the two the server accepts, then its password is set to
+        O(admin_password) (a SCRAM-SHA-256 verifier computed by the module, so the plain text never reaches the
+        server). Open sessions are not cut.
+    type: str
   admin_database:
     description: Database the admin role connects to.
     type: str
@@ -123,8 +130,9 @@ diff:
   type: dict
   contains:
     before:
-      description: C(roles) (C(name), C(attributes), C(verifier), C(verifier_matches)) and C(databases)
-        (C(name), C(owner), C(public_connect), C(public_temporary), C(owner_connect)) as found.
+      description: C(roles) (C(name), C(attributes), C(verifier), C(verifier_matches)), C(databases)
+        (C(name), C(owner), C(public_connect), C(public_temporary), C(owner_connect)) as found; with
+        O(admin_password_previous) also C(admin) (C(name), C(verifier_matches)).
       type: dict
     after:
       description: The same, as the module leaves them.
@@ -159,6 +167,7 @@ def main() -> None:
             "port": {"type": "int", "default": 5432},
             "admin_user": {"type": "str", "default": "postgres"},
             "admin_password": {"type": "str", "required": True, "no_log": True},
+            "admin_password_previous": {"type": "str", "no_log": True},
             "admin_database": {"type": "str", "default": "postgres"},
             "clients": {
                 "type": "list",
@@ -190,6 +199,7 @@ def main() -> None:
             services_from_params(p["clients"]),
             p["timeout"],
             check_mode=module.check_mode,
+            admin_password_previous=p["admin_password_previous"],
         )
     except ProvisionError as exc:
         module.fail_json(msg=str(exc), changed=bool(exc.changes), changes=exc.changes)

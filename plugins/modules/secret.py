@@ -53,6 +53,20 @@ options:
     description: Length of generated secrets.
     type: int
     default: 40
+  rotation:
+    description:
+      - V(begin) gives each secret named in O(rotation_names) a new value and keeps the former one as
+        C(<name>.previous) (returned in RV(previous)); a rotation already begun keeps its new value, and one
+        interrupted before its new value was written gets it now. V(end) removes the C(<name>.previous) files.
+      - Used by C(playbooks/rotate_passwords.yml), for the services' and the admin passwords alike.
+    type: str
+    choices: [none, begin, end]
+    default: none
+  rotation_names:
+    description: Which of O(names) a V(begin) rotation changes.
+    type: list
+    elements: str
+    default: []
 """
 
 EXAMPLES = r"""
@@ -79,6 +93,10 @@ created:
   returned: always
   type: list
   elements: str
+previous:
+  description: Name to former value, for each secret in rotation (a C(<name>.previous) file). Secret.
+  returned: always
+  type: dict
 dir:
   description: Directory holding the unit's secrets.
   returned: always

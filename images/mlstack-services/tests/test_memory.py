@@ -316,3 +316,149 @@ def test_ready_names_the_backends_and_metrics_count(client: TestClient, auth: di
     assert body["backends"]["vector"].startswith("qdrant embedded (qdrant-client local mode)")
     assert "holds 1 memories" in body["checks"]["vector"]["reason"]
     assert "mlstack_memory_stored_total 1" in client.get("/metrics").text
+
+
+@pytest.mark.skipif(not (NEO4J_URI and NEO4J_PASSWORD_FILE),
+                    reason="no Neo4j server: set MLSTACK_TEST_NEO4J_URI and MLSTACK_TEST_NEO4J_PASSWORD_FILE")
+def test_a_neo4j_password_rotation_fails_no_query(tmp_path: Path) -> None:
+    """rotate_passwords.yml against a real server: the password changes on the server, this unit's file
+    a second later; new connections keep being opened (the worst case) and no query or check fails.
+    The server gets its former password back at the end."""
+    import neo4j
+
+    former = Path(NEO4J_PASSWORD_FILE).read_text().rstrip("\r\n")
+    new = f"rotated-{uuid.uuid4().hex}"
+    file = tmp_path / "neo4j_password"
+    file.write_text(former + "\n")
+    cypher = Neo4jCypher(Settings.from_env({"MLSTACK_UNIT": "memory", "NEO4J_URI": NEO4J_URI,
+                                            "NEO4J_PASSWORD_FILE": str(file), "DATA_DIR": str(tmp_path)}))
+
+    def alter(old: str, to: str) -> None:
+        with neo4j.GraphDatabase.driver(NEO4J_URI, auth=("neo4j", old)) as driver, \
+                driver.session(database="system") as session:
+            session.run("ALTER CURRENT USER SET PASSWORD FROM $old TO $new", old=old, new=to).consume()
+
+    async def scenario() -> tuple[int, list[str]]:
+        ok, failures, stop = [0], [], asyncio.Event()
+
+        async def loop() -> None:
+            while not stop.is_set():
+                try:
+                    await cypher.run("MATCH (e:Entity) RETURN count(e) AS entities", {})
+                    await cypher.version()
+                    ok[0] += 1
+                except StoreError as exc:
+                    failures.append(str(exc))
+                await cypher.close()  # each query on a new connection, logged in with what the file says
+                await asyncio.sleep(0.05)
+
+        task = asyncio.create_task(loop())
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(alter, former, new)
+        print(f"altered after {ok[0]} ok / {len(failures)} failed")
+        await asyncio.sleep(1.0)  # the playbook's step from the server to this unit's file
+        file.write_text(new + "\n")
+        await asyncio.sleep(1.0)
+        stop.set()
+        await task
+        await cypher.close()
+        return ok[0], failures
+
+    try:
+        ok, failures = asyncio.run(scenario())
+    finally:
+        time.sleep(5.5)  # Neo4j's lock after three refused logins in a row, should the test have failed so
+        try:
+            alter(new, former)
+        except neo4j.exceptions.AuthError:
+            pass  # the server never got the new one
+    print(f"neo4j rotation: {ok} ok / {len(failures)} failed")
+    assert failures == [], failures[:3]
+    assert ok > 10
+
+
+class RotatingNeo4j:
+    """A stand-in for the server's auth (one password, changed by a rotation) behind fake async drivers."""
+
+    def __init__(self, password: str) -> None:
+        self.password, self.logins = password, []  # type: ignore[var-annotated]
+
+    def driver(self, uri: str, auth: tuple[str, str], **_options: Any) -> Any:
+        import neo4j.exceptions
+
+        server, logged_in = self, [False]
+
+        class _Record:
+            def data(self) -> dict[str, Any]:
+                return {"entities": 0}
+
+        class _Driver:
+            async def _login(self) -> None:
+                if not logged_in[0]:  # a pooled connection logs in once
+                    server.logins.append(auth[1])
+                    if auth[1] != server.password:
+                        raise neo4j.exceptions.AuthError("The client is unauthorized due to authentication failure.")
+                    logged_in[0] = True
+
+            async def execute_query(self, query: str, params: dict[str, Any], database_: str) -> Any:
+                await self._login()
+                return [_Record()], None, None
+
+            async def get_server_info(self) -> Any:
+                await self._login()
+                return type("Info", (), {"agent": "Neo4j/5.26.0"})()
+
+            async def close(self) -> None:
+                return None
+
+        return _Driver()
+
+
+def test_a_login_refused_during_a_neo4j_rotation_waits_for_the_new_file(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import neo4j
+
+    server = RotatingNeo4j("former-password-123")
+    monkeypatch.setattr(neo4j.AsyncGraphDatabase, "driver", server.driver)
+    file = tmp_path / "neo4j_password"
+    file.write_text("former-password-123\n")
+    cypher = Neo4jCypher(Settings.from_env({"MLSTACK_UNIT": "memory", "NEO4J_URI": "bolt://neo4j:7687",
+                                            "NEO4J_PASSWORD_FILE": str(file), "DATA_DIR": str(tmp_path)}),
+                         rotation_wait_s=1.0)
+
+    async def scenario() -> tuple[list[dict[str, Any]], str, str]:
+        assert await cypher.run("MATCH (e:Entity) RETURN count(e) AS entities", {}) == [{"entities": 0}]
+        server.password = "new-password-456"  # the server changed; this unit's file not yet
+        # A logged-in driver keeps working.
+        assert await cypher.run("MATCH (e:Entity) RETURN count(e) AS entities", {}) == [{"entities": 0}]
+        await cypher.close()  # the next query needs a new connection
+
+        async def file_later() -> None:
+            await asyncio.sleep(0.3)
+            file.write_text("new-password-456\n")
+
+        writer = asyncio.create_task(file_later())
+        rows = await cypher.run("MATCH (e:Entity) RETURN count(e) AS entities", {})
+        await writer
+        # The file never changes in time: the query fails, and the refused password is not tried
+        # again before the file had its time to change.
+        server.password = "third-password-789"
+        await cypher.close()
+        with pytest.raises(StoreError, match="AuthError"):
+            await cypher.run("MATCH (e:Entity) RETURN count(e) AS entities", {})
+        refused_once = server.logins.count("new-password-456")
+
+        async def third_later() -> None:
+            await asyncio.sleep(0.3)
+            file.write_text("third-password-789\n")
+
+        writer = asyncio.create_task(third_later())
+        version = await cypher.version()  # waits for the file instead of logging in with the refused one
+        await writer
+        return rows, version, str(refused_once)
+
+    rows, version, refused_once = asyncio.run(scenario())
+    assert rows == [{"entities": 0}] and version == "Neo4j/5.26.0"
+    assert server.logins == ["former-password-123", "former-password-123", "new-password-456",
+                             "new-password-456", "third-password-789"]
+    assert refused_once == "2"

@@ -32,18 +32,23 @@ VOICE = "http://127.0.0.1:8006"
 CHAT = "http://127.0.0.1:8007"
 
 
-def started() -> dict[str, str]:
-    """Each critical container's id and start time, as Docker reports them."""
-    out = subprocess.run(["docker", "inspect", "--format", "{{.Name}} {{.Id}} {{.State.StartedAt}}", *CRITICAL],
+def started(names: tuple[str, ...] = CRITICAL) -> dict[str, str]:
+    """Each named container's id and start time, as Docker reports them (the critical ones by default)."""
+    out = subprocess.run(["docker", "inspect", "--format", "{{.Name}} {{.Id}} {{.State.StartedAt}}", *names],
                          capture_output=True, text=True, timeout=30, check=True).stdout
     return {line.split()[0].lstrip("/"): " ".join(line.split()[1:]) for line in out.splitlines()}
 
 
+def backend_address(container: str) -> str:
+    """A container's address on the backend network, which this host reaches."""
+    return subprocess.run(["docker", "inspect", "--format",
+                           "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", container],
+                          capture_output=True, text=True, timeout=30, check=True).stdout.split()[0]
+
+
 def redis_login(user: str, password: str) -> str:
     """What Redis answers a login as ``user`` on its backend address: PONG or the error's class."""
-    address = subprocess.run(["docker", "inspect", "--format",
-                              "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", "mlstack-redis"],
-                             capture_output=True, text=True, timeout=30, check=True).stdout.split()[0]
+    address = backend_address("mlstack-redis")
     # A secret file ends with a newline; the secret is the line (aiops.mlstack.secret strips it).
     client = redis.Redis(host=address, port=6379, username=user, password=password.strip(), socket_timeout=5)
     try:
@@ -52,6 +57,35 @@ def redis_login(user: str, password: str) -> str:
         return type(exc).__name__
     finally:
         client.close()
+
+
+def postgres_login(user: str, password: str) -> str:
+    """What PostgreSQL answers a login as ``user`` to its maintenance database: ok or the error's text."""
+    import psycopg
+
+    try:
+        with psycopg.connect(host=backend_address("mlstack-postgresql"), port=5432, user=user,
+                             password=password.strip(), dbname="postgres", connect_timeout=5,
+                             passfile="/dev/null/pgpass") as conn:
+            conn.execute("SELECT 1").fetchone()
+    except psycopg.OperationalError as exc:
+        return "refused" if "password authentication failed" in str(exc) else type(exc).__name__
+    return "ok"
+
+
+def neo4j_login(password: str) -> str:
+    """What Neo4j answers a Bolt login as ``neo4j``: ok or the error's class."""
+    import neo4j
+
+    try:
+        with neo4j.GraphDatabase.driver(f"bolt://{backend_address('mlstack-neo4j')}:7687",
+                                        auth=("neo4j", password.strip()), connection_timeout=5) as driver:
+            driver.verify_connectivity()
+    except neo4j.exceptions.Neo4jError as exc:
+        return type(exc).__name__
+    except neo4j.exceptions.DriverError as exc:
+        return type(exc).__name__
+    return "ok"
 
 
 def current_key() -> tuple[Any, str]:
@@ -139,22 +173,44 @@ def test_jwt_rotation_cuts_off_no_client() -> None:
     assert refused.status_code == 401
 
 
+# The admin passwords rotate too: the controller's files of Redis's admin user, the PostgreSQL
+# superuser and Neo4j's neo4j user (which memory uses for its graph).
+ADMINS = (("redis", "admin"), ("postgresql", "postgres"), ("neo4j", "neo4j"))
+# Not critical, but the Neo4j stage must restart neither.
+GRAPH = ("mlstack-neo4j", "mlstack-memory")
+
+
 def test_password_rotation_cuts_off_no_request() -> None:
-    """Redis (voice sessions) and PostgreSQL (chat's readiness connects as its role) during rotate_passwords.yml."""
+    """Redis (voice sessions), PostgreSQL (chat's readiness connects as its role) and Neo4j (memory's
+    readiness queries its graph) during rotate_passwords.yml, which rotates the admin passwords too."""
     headers = {"Authorization": f"Bearer {token('voice-interaction', 'voice:session')}"}
     created = requests.post(f"{VOICE}/v1/sessions", json={}, timeout=10, headers=headers)
     assert created.status_code == 201, created.text
+    memory = f"http://{backend_address('mlstack-memory')}:8001"
+    deadline, ready = time.monotonic() + 180, None
+    while ready is None or ready.status_code != 200:
+        assert time.monotonic() < deadline, f"memory is not ready before the rotation: {getattr(ready, 'text', '')}"
+        time.sleep(1)
+        try:
+            ready = requests.get(f"{memory}/ready", timeout=5)
+        except requests.RequestException:
+            ready = None
+    assert ready.json()["backends"]["graph"].startswith("neo4j"), ready.text
     before = {name: (SECRETS / "redis" / name).read_text() for name in ("voice_interaction", "chat")}
     before_pg = (SECRETS / "postgresql" / "chat").read_text()
+    before_admin = {f"{unit}/{name}": (SECRETS / unit / name).read_text() for unit, name in ADMINS}
     ok, failures, stop = [0], [], threading.Event()
-    containers = started()
+    containers = started(CRITICAL + GRAPH)
 
     def loop() -> None:
         while not stop.is_set():
             try:
                 voice = requests.get(f"{VOICE}/v1/sessions/{created.json()['id']}", headers=headers, timeout=5)
                 ready = requests.get(f"{CHAT}/ready", timeout=5)
-                answers = [("voice session", voice.status_code), ("chat ready", ready.status_code)]
+                # memory's /ready runs a Cypher query on Neo4j as the neo4j user.
+                graph = requests.get(f"{memory}/ready", timeout=5)
+                answers = [("voice session", voice.status_code), ("chat ready", ready.status_code),
+                           ("memory ready", graph.status_code)]
             except requests.RequestException as exc:
                 answers = [("request", type(exc).__name__)]
             for name, status in answers:
@@ -176,11 +232,48 @@ def test_password_rotation_cuts_off_no_request() -> None:
     after = {name: (SECRETS / "redis" / name).read_text() for name in before}
     assert all(after[name] != before[name] for name in before), "the Redis passwords did not change"
     assert (SECRETS / "postgresql" / "chat").read_text() != before_pg, "the PostgreSQL password did not change"
+    after_admin = {key: (SECRETS / key).read_text() for key in before_admin}
+    unchanged = [key for key in before_admin if after_admin[key] == before_admin[key]]
+    assert unchanged == [], f"admin passwords not rotated: {unchanged}"
     assert not list(SECRETS.rglob("*.previous")), "the former passwords were not dropped"
     print(f"password rotation: {ok[0]} ok / {len(failures)} failed")
     assert ok[0] > 0
     assert failures == [], failures[:5]
-    assert redis_login("voice_interaction", before["voice_interaction"]) == "AuthenticationError"
-    assert redis_login("voice_interaction", after["voice_interaction"]) == "PONG"
-    # Redis loads its new ACL file live (ACL LOAD), PostgreSQL changes a role's password live.
-    assert started() == containers, "a critical container was restarted by the password rotation"
+    # The former password refused, the new one accepted, by each server, for a service and the
+    # admins. Compared as one dict of answers: a failed assert shows answers, never a password.
+    answers = {
+        "redis voice_interaction former": redis_login("voice_interaction", before["voice_interaction"]),
+        "redis voice_interaction new": redis_login("voice_interaction", after["voice_interaction"]),
+        "redis admin former": redis_login("admin", before_admin["redis/admin"]),
+        "redis admin new": redis_login("admin", after_admin["redis/admin"]),
+        "postgresql postgres former": postgres_login("postgres", before_admin["postgresql/postgres"]),
+        "postgresql postgres new": postgres_login("postgres", after_admin["postgresql/postgres"]),
+        "neo4j neo4j former": neo4j_login(before_admin["neo4j/neo4j"]),
+        "neo4j neo4j new": neo4j_login(after_admin["neo4j/neo4j"]),
+    }
+    assert answers == {
+        "redis voice_interaction former": "AuthenticationError", "redis voice_interaction new": "PONG",
+        "redis admin former": "AuthenticationError", "redis admin new": "PONG",
+        "postgresql postgres former": "refused", "postgresql postgres new": "ok",
+        "neo4j neo4j former": "AuthError", "neo4j neo4j new": "ok",
+    }
+    # Redis loads its new ACL file live (ACL LOAD), PostgreSQL and Neo4j change a password live.
+    assert started(CRITICAL + GRAPH) == containers, "a container was restarted by the password rotation"
+
+
+def test_a_deployment_after_the_password_rotation_changes_nothing() -> None:
+    """phase5 right after rotate_passwords.yml: changed=0 on every host, no container recreated.
+
+    The rotated admin passwords reach the containers only as files read on an empty volume
+    (POSTGRES_PASSWORD_FILE, NEO4J_AUTH_PATH) or as hashes in Redis's live-loaded ACL file, never
+    in a spec, so no spec hash changes; the files already hold the new passwords.
+    """
+    containers = started(CRITICAL + GRAPH)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "MOLECULE_"))}
+    deploy = subprocess.run(["ansible-playbook", "-i", "inventories/local", "playbooks/phase5.yml"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800, check=False)
+    assert deploy.returncode == 0, deploy.stdout[-3000:]
+    recap = [line for line in deploy.stdout.splitlines() if " ok=" in line and " changed=" in line]
+    changed = [line.split()[0] for line in recap if "changed=0" not in line.split()]
+    assert recap and changed == [], f"changed after the rotation: {changed}"
+    assert started(CRITICAL + GRAPH) == containers, "a container was recreated by the deployment after the rotation"

