@@ -372,9 +372,11 @@ def holder_spec(spec: dict[str, Any], image: str) -> dict[str, Any]:
         "restart_policy": "unless-stopped",
         # Bash's /dev/tcp, not a Python start under the holder's CPU quota: every listening
         # port accepts a connection. A probe that times out is slow, not down (``wait_healthy``).
-        "healthcheck": {"test": ["CMD", "bash", "-c", " && ".join(
-            f"exec 3<>/dev/tcp/127.0.0.1/{port} && exec 3>&-" for port in container_ports)],
-                        "interval": 2, "timeout": 10, "retries": 5, "start_period": 30},
+        "healthcheck": {
+            "test": ["CMD", "bash", "-c", " && ".join(
+                f"exec 3<>/dev/tcp/127.0.0.1/{port} && exec 3>&-" for port in container_ports)],
+            "interval": 2, "timeout": 10, "retries": 5, "start_period": 30,
+        },
         "log_options": {"max-size": "10m", "max-file": "3"},
         "stop_timeout": 5,
     }

@@ -152,5 +152,5 @@ def test_redis_conf_limits_are_in_force(server: dict[str, Any]) -> None:
     assert admin.config_get("busy-reply-threshold") == {"busy-reply-threshold": "1000"}
     limits = admin.config_get("client-output-buffer-limit")["client-output-buffer-limit"]
     assert "normal 67108864 16777216 60" in limits and "pubsub 8388608 2097152 60" in limits
-    assert [line.split()[1] for line in admin.acl_list()] == ["admin", "chat", "default", "healthcheck", "learning",
-                                                             "queue_worker", "voice_interaction"]
+    users = ["admin", "chat", "default", "healthcheck", "learning", "queue_worker", "voice_interaction"]
+    assert [line.split()[1] for line in admin.acl_list()] == users
