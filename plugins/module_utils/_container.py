@@ -17,6 +17,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ansible_collections.aiops.mlstack.plugins.module_utils._unit import (  # noqa: F401 - re-exported names
+    HARDENING,
+    UPDATE_ORDERS,
+    holder_name,
+    next_name,
+    previous_name,
+    side_name,
+)
+
 LABEL_HASH = "io.mlstack.spec-hash"
 LABEL_SPEC = "io.mlstack.spec"
 LABEL_UNIT = "io.mlstack.unit"
@@ -325,19 +334,7 @@ def wait_healthy(engine: Engine, name: str, timeout: float, poll: float = 0.1, t
         sleep(poll)
 
 
-def previous_name(name: str) -> str:
-    """Where the last good container is kept, stopped, after it was replaced (rollback target)."""
-    return f"{name}_previous"
 
-
-def side_name(name: str) -> str:
-    """Where the serving container waits, stopped, while its replacement proves its health."""
-    return f"{name}_replaced"
-
-
-def holder_name(name: str) -> str:
-    """The port holder that binds a unit's host ports when it has one (``port_holder_image``)."""
-    return f"{name}_port"
 
 
 def holder_spec(spec: dict[str, Any], image: str) -> dict[str, Any]:
@@ -361,9 +358,7 @@ def holder_spec(spec: dict[str, Any], image: str) -> dict[str, Any]:
         "ports": desired["ports"],
         "networks": [{"name": first["name"], "aliases": []}],
         "user": "65534:65534",
-        "read_only": True,
-        "cap_drop": ["ALL"],
-        "security_opt": ["no-new-privileges:true"],
+        **HARDENING,
         "memory": "64m",
         # Half a core: at a quarter, the forwarding of a request loop starved the holder's own
         # healthcheck (three "exceeded timeout" in a row on a loaded host).
@@ -377,17 +372,10 @@ def holder_spec(spec: dict[str, Any], image: str) -> dict[str, Any]:
                 f"exec 3<>/dev/tcp/127.0.0.1/{port} && exec 3>&-" for port in container_ports)],
             "interval": 2, "timeout": 10, "retries": 5, "start_period": 30,
         },
-        "log_options": {"max-size": "10m", "max-file": "3"},
         "stop_timeout": 5,
     }
 
 
-def next_name(name: str) -> str:
-    """The candidate that proves a new spec beside the serving container (update_order start-first)."""
-    return f"{name}_next"
-
-
-UPDATE_ORDERS = ("start-first", "stop-first")
 
 
 def container_state(inspect: dict[str, Any] | None, slot: str) -> dict[str, Any] | None:

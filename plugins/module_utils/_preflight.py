@@ -16,6 +16,7 @@ from ansible_collections.aiops.mlstack.plugins.module_utils._gpu_placement impor
 from ansible_collections.aiops.mlstack.plugins.module_utils._redis_acl import FIELD as REDIS_ACL_FIELD
 from ansible_collections.aiops.mlstack.plugins.module_utils._redis_acl import permission_errors
 from ansible_collections.aiops.mlstack.plugins.module_utils._security import HARDENING_RULES
+from ansible_collections.aiops.mlstack.plugins.module_utils._unit import UPDATE_ORDERS
 
 # The fields of a unit's catalog entry (its host vars) that the collection reads.
 CATALOG_FIELDS = ("mlstack_unit_kind", "mlstack_unit_role", "mlstack_port", "mlstack_host_port", "mlstack_docker_host",
@@ -26,7 +27,6 @@ CATALOG_FIELDS = ("mlstack_unit_kind", "mlstack_unit_role", "mlstack_port", "mls
 # What a unit may declare it does without (a reason is required); all else is enforced and checked.
 # The hardening rules are the ones the verify role judges, so the two lists cannot drift apart.
 SECURITY_RULES = ("jwt", *HARDENING_RULES)
-UPDATE_ORDERS = ("start-first", "stop-first")
 UNIT_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
 VOLUME_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 KINDS = ("database", "service")
