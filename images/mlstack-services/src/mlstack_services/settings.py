@@ -58,7 +58,9 @@ class Settings:
     llm_model: str = "local"
     llm_timeout_s: int = 120
     reasoning_url: str = ""
-    reasoning_timeout_s: int = 20
+    # Reasoning asks the llm several times (plan, steps, check): on a busy two-core host that
+    # takes longer than one answer, and a slow reasoner is not a down one.
+    reasoning_timeout_s: int = 90
     learning_url: str = ""
     perception_url: str = ""
     # Every <UNIT>_URL the catalog wired, by unit name (the gateway routes to them).
@@ -112,7 +114,7 @@ class Settings:
             llm_model=env.get("LLM_MODEL", "local").strip() or "local",
             llm_timeout_s=_int(env, "LLM_TIMEOUT_S", 120, 1, 3600),
             reasoning_url=env.get("REASONING_URL", "").strip().rstrip("/"),
-            reasoning_timeout_s=_int(env, "REASONING_TIMEOUT_S", 20, 1, 600),
+            reasoning_timeout_s=_int(env, "REASONING_TIMEOUT_S", 90, 1, 600),
             learning_url=env.get("LEARNING_URL", "").strip().rstrip("/"),
             perception_url=env.get("PERCEPTION_URL", "").strip().rstrip("/"),
             upstreams={key[:-4].lower().replace("_", "-"): value.strip().rstrip("/")
