@@ -80,7 +80,7 @@ from typing import IO, Any, TypeVar
 from ansible.plugins.callback import CallbackBase
 from ansible.release import __version__ as ansible_version
 
-from ansible_collections.aiops.mlstack.plugins.module_utils import _bundle
+from ansible_collections.aiops.mlstack.plugins.plugin_utils import _bundle
 
 BUNDLE_ENV = "MLSTACK_EVIDENCE_BUNDLE"
 _BUNDLE_NAME = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from ansible_collections.aiops.mlstack.plugins.callback import evidence as ev
-from ansible_collections.aiops.mlstack.plugins.module_utils import _bundle
+from ansible_collections.aiops.mlstack.plugins.plugin_utils import _bundle
 
 SECRET = "s3cr3t-TOPSECRET-hunter2"
 T0 = 1_800_000_000.0

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.aiops.mlstack.plugins.module_utils import _bundle as b
+from ansible_collections.aiops.mlstack.plugins.plugin_utils import _bundle as b
 
 SVG = "{http://www.w3.org/2000/svg}"
 T0 = 1_800_000_000.0
