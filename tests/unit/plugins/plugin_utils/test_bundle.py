@@ -202,14 +202,14 @@ def test_without_stats_the_run_is_incomplete_and_open_tasks_unfinished():
 
 def test_without_unit_hosts_every_host_is_a_unit():
     s = _bundle.build_summary(run(result("a", "t", 0, 1, unit=False), result("b", "t", 0, 1, unit=False),
-                            stats=clean_stats("a", "b")))
+                                  stats=clean_stats("a", "b")))
     assert [u["name"] for u in s["units"]] == ["a", "b"]
     assert s["parallelism"]["value"] == 2.0
 
 
 def test_a_record_naming_another_unit_belongs_to_that_unit():
     s = _bundle.build_summary(run(result("localhost", "Preflight", 0, 1, unit=False,
-                                   evidence=[rec("catalog", "dependencies")]), stats=clean_stats("localhost")))
+                                         evidence=[rec("catalog", "dependencies")]), stats=clean_stats("localhost")))
     assert [u["name"] for u in s["units"]] == ["catalog"]
     assert s["units"][0]["host"] is False
     assert s["units"][0]["checks"] == {"ok": 1, "total": 1}
@@ -229,8 +229,8 @@ def test_summary_is_json():
 
 def test_compact_summary_names_failures_and_fakes():
     s = _bundle.build_summary(run(result("redis", "Ping", 0, 1, evidence=[rec("redis", "ping", False, "refused"),
-                                                                    rec("redis", "gpu", fake="mocked NVML")]),
-                            stats=clean_stats("redis")))
+                                                                          rec("redis", "gpu", fake="mocked NVML")]),
+                                  stats=clean_stats("redis")))
     c = _bundle.compact_summary(s)
     assert c["verdict"] == "fail"
     assert c["units"]["redis"] == {"state": "ok", "health": None, "checks_ok": 1, "checks_total": 2, "busy_s": 1.0}
@@ -390,7 +390,6 @@ def test_console_table():
     assert lines[-1].startswith("verdict: fail · parallelism ")
 
 
-
 @pytest.mark.parametrize(("value", "limit", "flat"), [
     (None, 400, ""),
     ("a\n  b\tc ", 400, "a b c"),
@@ -471,4 +470,4 @@ def test_headline_says_a_failed_deploy_was_rolled_back_and_ignores_degraded_unit
               rec("reasoning", "deploy", ok=False, rolled_back=True, degraded=True)]
     summary = {"verdict": "fail", "criteria": [], "checks": checks, "units": []}
     assert _bundle_markdown._headline(summary) == ("FAIL: deploy of voice-interaction failed and was rolled back "
-                                    "(the last good container serves); 2 of 2 checks failed")
+                                                   "(the last good container serves); 2 of 2 checks failed")
