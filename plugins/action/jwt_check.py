@@ -13,9 +13,9 @@ from typing import Any
 from ansible.module_utils.urls import open_url
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.aiops.mlstack.plugins.module_utils import _jwt, _security
 from ansible_collections.aiops.mlstack.plugins.module_utils._evidence import record
-from ansible_collections.aiops.mlstack.plugins.module_utils._secrets import SecretError
+from ansible_collections.aiops.mlstack.plugins.plugin_utils import _jwt, _security
+from ansible_collections.aiops.mlstack.plugins.plugin_utils._secrets import SecretError
 from ansible_collections.aiops.mlstack.plugins.plugin_utils._vault import vault_of
 
 

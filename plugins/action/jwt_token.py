@@ -9,8 +9,8 @@ from typing import Any
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.aiops.mlstack.plugins.module_utils import _jwt
-from ansible_collections.aiops.mlstack.plugins.module_utils._secrets import SecretError
+from ansible_collections.aiops.mlstack.plugins.plugin_utils import _jwt
+from ansible_collections.aiops.mlstack.plugins.plugin_utils._secrets import SecretError
 from ansible_collections.aiops.mlstack.plugins.plugin_utils._vault import vault_of
 
 

@@ -10,8 +10,8 @@ from typing import Any
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.aiops.mlstack.plugins.module_utils import _security
 from ansible_collections.aiops.mlstack.plugins.module_utils._evidence import record
+from ansible_collections.aiops.mlstack.plugins.plugin_utils import _security
 
 MAX_BYTES = 20 * 1024 * 1024
 

@@ -10,7 +10,7 @@ from typing import Any
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.aiops.mlstack.plugins.module_utils._evidence import record
-from ansible_collections.aiops.mlstack.plugins.module_utils._preflight import catalog_of, validate
+from ansible_collections.aiops.mlstack.plugins.plugin_utils._preflight import catalog_of, validate
 
 
 class ActionModule(ActionBase):

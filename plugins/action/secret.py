@@ -9,7 +9,7 @@ from typing import Any
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.aiops.mlstack.plugins.module_utils._secrets import (
+from ansible_collections.aiops.mlstack.plugins.plugin_utils._secrets import (
     SecretError,
     drop_previous,
     ensure,

@@ -80,7 +80,13 @@ from typing import IO, Any, TypeVar
 from ansible.plugins.callback import CallbackBase
 from ansible.release import __version__ as ansible_version
 
-from ansible_collections.aiops.mlstack.plugins.module_utils import _bundle
+from ansible_collections.aiops.mlstack.plugins.plugin_utils import (
+    _bundle,
+    _bundle_console,
+    _bundle_junit,
+    _bundle_markdown,
+    _bundle_svg,
+)
 
 BUNDLE_ENV = "MLSTACK_EVIDENCE_BUNDLE"
 _BUNDLE_NAME = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
@@ -272,9 +278,9 @@ class CallbackModule(CallbackBase):
         _write_atomic(self._bundle / "summary.json",
                       json.dumps(_bundle.compact_summary(summary), indent=2, default=str, ensure_ascii=False))
         if final:
-            _write_atomic(self._bundle / "report.md", _bundle.render_report(summary))
-            _write_atomic(self._bundle / "junit.xml", _bundle.render_junit(summary))
-            _write_atomic(self._bundle / "timeline.svg", _bundle.render_timeline(summary))
+            _write_atomic(self._bundle / "report.md", _bundle_markdown.render_report(summary))
+            _write_atomic(self._bundle / "junit.xml", _bundle_junit.render_junit(summary))
+            _write_atomic(self._bundle / "timeline.svg", _bundle_svg.render_timeline(summary))
 
     def _write_interim(self) -> None:
         """evidence.json and summary.json as they stand, marked incomplete."""
@@ -299,7 +305,7 @@ class CallbackModule(CallbackBase):
 
     def _show(self, summary: dict[str, Any]) -> None:
         self._display.display("EVIDENCE " + "*" * 71)
-        for line in _bundle.render_console(summary):
+        for line in _bundle_console.render_console(summary):
             self._display.display(line)
         self._display.display(f"bundle: {self._bundle or '(not written)'}")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible_collections.aiops.mlstack.plugins.module_utils._security import hardening_findings
+from ansible_collections.aiops.mlstack.plugins.plugin_utils._security import hardening_findings
 
 
 class FilterModule:

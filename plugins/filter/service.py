@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ansible_collections.aiops.mlstack.plugins.module_utils._preflight import catalog_of, db_identifier
+from ansible_collections.aiops.mlstack.plugins.plugin_utils._preflight import catalog_of, db_identifier
 
 
 def service_wiring(hostvars: Mapping[str, Any], unit: str, units: list[str]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ansible.parsing.vault import AnsibleVaultError, VaultLib, VaultSecret, is_encrypted
 
-from ansible_collections.aiops.mlstack.plugins.module_utils._secrets import SecretError, check_permissions
+from ansible_collections.aiops.mlstack.plugins.plugin_utils._secrets import SecretError, check_permissions
 
 MIN_VAULT_PASSWORD = 16
 

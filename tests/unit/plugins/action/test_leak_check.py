@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ansible_collections.aiops.mlstack.plugins.module_utils import _jwt
+from ansible_collections.aiops.mlstack.plugins.plugin_utils import _jwt
 
 ROOT = Path(__file__).resolve().parents[4]
 PASSWORD = "Zq7" * 12

@@ -1,6 +1,6 @@
 """aiops.mlstack.secret as Ansible runs it: the stages of rotate_passwords.yml for an admin password.
 
-The core is tested in tests/unit/plugins/module_utils/test_secrets.py; here the action plugin's
+The core is tested in tests/unit/plugins/plugin_utils/test_secrets.py; here the action plugin's
 choice of what rotates: begin (the admin among rotation_names) keeps the former value and
 returns it in ``previous``, a re-run keeps the new value, an interrupted begin is completed,
 check mode writes nothing, end drops the former value.

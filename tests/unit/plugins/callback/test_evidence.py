@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from ansible_collections.aiops.mlstack.plugins.callback import evidence as ev
-from ansible_collections.aiops.mlstack.plugins.module_utils import _bundle
+from ansible_collections.aiops.mlstack.plugins.plugin_utils import _bundle_markdown
 
 SECRET = "s3cr3t-TOPSECRET-hunter2"
 T0 = 1_800_000_000.0
@@ -279,7 +279,7 @@ def test_an_exception_inside_the_callback_does_not_propagate(cb, monkeypatch):
     def explode(_summary):
         raise RuntimeError("renderer bug")
 
-    monkeypatch.setattr(_bundle, "render_report", explode)
+    monkeypatch.setattr(_bundle_markdown, "render_report", explode)
     cb.v2_playbook_on_stats(FakeStats())                                  # must not raise
     assert any("renderer bug" in w for w in cb._display.warnings)
     assert cb._journal is None                                            # the journal is closed all the same

@@ -21,7 +21,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from ansible_collections.aiops.mlstack.plugins.module_utils._secrets import (
+from ansible_collections.aiops.mlstack.plugins.plugin_utils._secrets import (
     SecretError,
     check_permissions,
     ensure_keypair,

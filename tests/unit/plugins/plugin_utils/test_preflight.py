@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.aiops.mlstack.plugins.module_utils._preflight import clients_of, validate
+from ansible_collections.aiops.mlstack.plugins.plugin_utils._preflight import clients_of, validate
 
 
 def unit(kind: str = "service", port: int = 8000, deps: list[str] | None = None, **extra: Any) -> dict[str, Any]:

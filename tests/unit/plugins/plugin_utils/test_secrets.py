@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.aiops.mlstack.plugins.module_utils._secrets import SecretError, ensure
+from ansible_collections.aiops.mlstack.plugins.plugin_utils._secrets import SecretError, ensure
 
 
 def mode(path: Path) -> int:
@@ -59,7 +59,7 @@ def test_bad_names_are_refused(tmp_path: Path, name: str) -> None:
 def test_keypair_generated_once_private_half_private(tmp_path: Path) -> None:
     from cryptography.hazmat.primitives import serialization
 
-    from ansible_collections.aiops.mlstack.plugins.module_utils._secrets import ensure_keypair
+    from ansible_collections.aiops.mlstack.plugins.plugin_utils._secrets import ensure_keypair
 
     public, created = ensure_keypair(tmp_path, "jwt", "signing")
     assert created and public.startswith("-----BEGIN PUBLIC KEY-----")
@@ -72,7 +72,7 @@ def test_keypair_generated_once_private_half_private(tmp_path: Path) -> None:
 
 
 def test_keypair_with_loose_permissions_is_refused(tmp_path: Path) -> None:
-    from ansible_collections.aiops.mlstack.plugins.module_utils._secrets import ensure_keypair
+    from ansible_collections.aiops.mlstack.plugins.plugin_utils._secrets import ensure_keypair
 
     ensure_keypair(tmp_path, "jwt", "signing")
     (tmp_path / "jwt" / "signing.pem").chmod(0o640)
@@ -81,7 +81,7 @@ def test_keypair_with_loose_permissions_is_refused(tmp_path: Path) -> None:
 
 
 def test_rotation_keeps_the_former_value_until_it_ends(tmp_path: Path) -> None:
-    from ansible_collections.aiops.mlstack.plugins.module_utils._secrets import drop_previous, previous, rotate
+    from ansible_collections.aiops.mlstack.plugins.plugin_utils._secrets import drop_previous, previous, rotate
 
     first, _created = ensure(tmp_path, "redis", "chat")
     new = rotate(tmp_path, "redis", "chat")
@@ -95,7 +95,7 @@ def test_rotation_keeps_the_former_value_until_it_ends(tmp_path: Path) -> None:
 
 
 def test_rotation_in_check_mode_writes_nothing(tmp_path: Path) -> None:
-    from ansible_collections.aiops.mlstack.plugins.module_utils._secrets import previous, rotate
+    from ansible_collections.aiops.mlstack.plugins.plugin_utils._secrets import previous, rotate
 
     first, _created = ensure(tmp_path, "redis", "chat")
     assert rotate(tmp_path, "redis", "chat", check_mode=True) == first
@@ -104,7 +104,7 @@ def test_rotation_in_check_mode_writes_nothing(tmp_path: Path) -> None:
 
 def test_a_rotation_interrupted_before_its_new_value_gets_one_on_the_re_run(tmp_path: Path) -> None:
     """Killed between writing <name>.previous and the new value: both hold the former one."""
-    from ansible_collections.aiops.mlstack.plugins.module_utils._secrets import previous, rotate, rotation_started
+    from ansible_collections.aiops.mlstack.plugins.plugin_utils._secrets import previous, rotate, rotation_started
 
     first, _created = ensure(tmp_path, "postgresql", "postgres")
     (tmp_path / "postgresql" / "postgres.previous").write_text(first + "\n")

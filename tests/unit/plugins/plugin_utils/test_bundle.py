@@ -10,7 +10,15 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.aiops.mlstack.plugins.module_utils import _bundle as b
+from ansible_collections.aiops.mlstack.plugins.plugin_utils import (
+    _bundle,
+    _bundle_console,
+    _bundle_junit,
+    _bundle_markdown,
+    _bundle_svg,
+    _bundle_text,
+    _bundle_verdict,
+)
 
 SVG = "{http://www.w3.org/2000/svg}"
 T0 = 1_800_000_000.0
@@ -59,7 +67,7 @@ def clean_stats(*hosts: str) -> dict:
     ([(3, 2)], []),
 ])
 def test_merge_intervals(intervals, merged):
-    assert b.merge_intervals(intervals) == merged
+    assert _bundle.merge_intervals(intervals) == merged
 
 
 @pytest.mark.parametrize(("by_unit", "value", "busy", "wall"), [
@@ -71,7 +79,7 @@ def test_merge_intervals(intervals, merged):
     ({}, None, 0.0, 0.0),
 ])
 def test_parallelism(by_unit, value, busy, wall):
-    figure = b.parallelism(by_unit)
+    figure = _bundle.parallelism(by_unit)
     assert figure["value"] == value
     assert figure["busy_s"] == busy
     assert figure["wall_s"] == wall
@@ -91,7 +99,7 @@ def test_parallelism(by_unit, value, busy, wall):
     (["ok", "ignored", "rescued"], False, "ok"),
 ])
 def test_unit_state(statuses, changed, state):
-    assert b.unit_state(statuses, changed) == state
+    assert _bundle_verdict.unit_state(statuses, changed) == state
 
 
 @pytest.mark.parametrize(("states", "oks", "complete", "expected"), [
@@ -106,20 +114,20 @@ def test_unit_state(statuses, changed, state):
 ])
 def test_verdict(states, oks, complete, expected):
     records = [rec("u", f"c{i}", ok) for i, ok in enumerate(oks)]
-    assert b.verdict(states, records, complete) == expected
+    assert _bundle_verdict.verdict(states, records, complete) == expected
 
 
 def test_unit_health_is_the_latest_observed_health():
     records = [rec("u", "deploy", health="starting"), rec("u", "ping"), rec("u", "deploy", health="healthy")]
-    assert b.unit_health(records) == "healthy"
-    assert b.unit_health([rec("u", "ping")]) is None
+    assert _bundle_verdict.unit_health(records) == "healthy"
+    assert _bundle_verdict.unit_health([rec("u", "ping")]) is None
 
 
 @pytest.mark.parametrize(("span", "step"), [
     (0, 1.0), (3.7, 0.5), (10, 1), (42, 5), (95, 10), (0.05, 0.005), (600, 100),
 ])
 def test_nice_step(span, step):
-    assert b.nice_step(span) == pytest.approx(step)
+    assert _bundle_svg.nice_step(span) == pytest.approx(step)
 
 
 # --- the summary --------------------------------------------------------------------------
@@ -132,7 +140,7 @@ def test_summary_per_unit_intervals_records_and_figure():
         result("redis", "Check Redis", 5, 6, evidence=[rec("redis", "ping"), rec("redis", "auth_refused")]),
         result("localhost", "Preflight", 0, 1, unit=False),
         stats=clean_stats("redis", "postgresql", "localhost"), end=8)
-    s = b.build_summary(events)
+    s = _bundle.build_summary(events)
     assert s["verdict"] == "pass"
     assert s["run"]["status"] == "complete"
     assert s["run"]["playbook"] == "phase5.yml"
@@ -154,7 +162,7 @@ def test_a_failure_that_stats_do_not_count_was_rescued():
     events = run(result("redis", "Pull the image", 0, 1, status="failed", message="pull access denied"),
                  result("redis", "Build the image", 1, 3),
                  stats=clean_stats("redis"))
-    s = b.build_summary(events)
+    s = _bundle.build_summary(events)
     assert s["units"][0]["tasks"][0]["status"] == "rescued"
     assert s["units"][0]["state"] == "ok"
     assert s["verdict"] == "no-evidence"
@@ -165,7 +173,7 @@ def test_a_failure_that_stats_count_fails_the_unit_and_the_run():
     stats["chat"]["failures"] = 1
     events = run(result("chat", "Run the container", 0, 2, status="failed", message="unhealthy after 30 s"),
                  stats=stats)
-    s = b.build_summary(events)
+    s = _bundle.build_summary(events)
     assert s["units"][0]["state"] == "failed"
     assert s["units"][0]["failures"] == [{"task": "Run the container", "status": "failed",
                                           "message": "unhealthy after 30 s"}]
@@ -174,18 +182,18 @@ def test_a_failure_that_stats_count_fails_the_unit_and_the_run():
 
 def test_ignored_failures_do_not_fail_a_unit():
     events = run(result("chat", "Probe", 0, 1, status="ignored", message="nope"), stats=clean_stats("chat"))
-    assert b.build_summary(events)["units"][0]["state"] == "ok"
+    assert _bundle.build_summary(events)["units"][0]["state"] == "ok"
 
 
 def test_without_stats_the_run_is_incomplete_and_open_tasks_unfinished():
     events = run(result("redis", "Check Redis", 0, 1, evidence=[rec("redis", "ping")]),
                  {"event": "host_task_start", "key": "k2", "host": "chat", "unit": True, "task": "Wait for health",
                   "time": T0 + 1})
-    s = b.build_summary(events, now=T0 + 9)
+    s = _bundle.build_summary(events, now=T0 + 9)
     assert s["run"]["status"] == "incomplete"
     assert s["verdict"] == "incomplete"
     assert s["verdict_so_far"] == "pass"
-    assert b.compact_summary(s)["verdict_so_far"] == "pass"
+    assert _bundle.compact_summary(s)["verdict_so_far"] == "pass"
     chat = next(u for u in s["units"] if u["name"] == "chat")
     assert chat["state"] == "unfinished"
     assert chat["tasks"][0]["status"] == "unfinished"
@@ -193,15 +201,15 @@ def test_without_stats_the_run_is_incomplete_and_open_tasks_unfinished():
 
 
 def test_without_unit_hosts_every_host_is_a_unit():
-    s = b.build_summary(run(result("a", "t", 0, 1, unit=False), result("b", "t", 0, 1, unit=False),
-                            stats=clean_stats("a", "b")))
+    s = _bundle.build_summary(run(result("a", "t", 0, 1, unit=False), result("b", "t", 0, 1, unit=False),
+                                  stats=clean_stats("a", "b")))
     assert [u["name"] for u in s["units"]] == ["a", "b"]
     assert s["parallelism"]["value"] == 2.0
 
 
 def test_a_record_naming_another_unit_belongs_to_that_unit():
-    s = b.build_summary(run(result("localhost", "Preflight", 0, 1, unit=False,
-                                   evidence=[rec("catalog", "dependencies")]), stats=clean_stats("localhost")))
+    s = _bundle.build_summary(run(result("localhost", "Preflight", 0, 1, unit=False,
+                                         evidence=[rec("catalog", "dependencies")]), stats=clean_stats("localhost")))
     assert [u["name"] for u in s["units"]] == ["catalog"]
     assert s["units"][0]["host"] is False
     assert s["units"][0]["checks"] == {"ok": 1, "total": 1}
@@ -209,20 +217,21 @@ def test_a_record_naming_another_unit_belongs_to_that_unit():
 
 
 def test_records_get_defaults_from_their_task():
-    s = b.build_summary(run(result("redis", "Ping", 0, 1, evidence=[{"ok": 1}]), stats=clean_stats("redis")))
+    s = _bundle.build_summary(run(result("redis", "Ping", 0, 1, evidence=[{"ok": 1}]), stats=clean_stats("redis")))
     assert s["checks"][0]["unit"] == "redis" and s["checks"][0]["check"] == "Ping" and s["checks"][0]["ok"] is True
 
 
 def test_summary_is_json():
-    s = b.build_summary(run(result("redis", "Ping", 0, 1, evidence=[rec("redis", "ping")]), stats=clean_stats("redis")))
+    s = _bundle.build_summary(run(result("redis", "Ping", 0, 1, evidence=[rec("redis", "ping")]),
+                                  stats=clean_stats("redis")))
     assert json.loads(json.dumps(s)) == s
 
 
 def test_compact_summary_names_failures_and_fakes():
-    s = b.build_summary(run(result("redis", "Ping", 0, 1, evidence=[rec("redis", "ping", False, "refused"),
-                                                                    rec("redis", "gpu", fake="mocked NVML")]),
-                            stats=clean_stats("redis")))
-    c = b.compact_summary(s)
+    s = _bundle.build_summary(run(result("redis", "Ping", 0, 1, evidence=[rec("redis", "ping", False, "refused"),
+                                                                          rec("redis", "gpu", fake="mocked NVML")]),
+                                  stats=clean_stats("redis")))
+    c = _bundle.compact_summary(s)
     assert c["verdict"] == "fail"
     assert c["units"]["redis"] == {"state": "ok", "health": None, "checks_ok": 1, "checks_total": 2, "busy_s": 1.0}
     assert c["failed_checks"] == [{"unit": "redis", "check": "ping", "message": "refused"}]
@@ -270,12 +279,12 @@ def sample_summary() -> dict:
             ev["status"] = "ok"
     stats = clean_stats(*plan)
     stats["chat"]["failures"] = 1
-    return b.build_summary(run(*events, stats=stats, end=25.0))
+    return _bundle.build_summary(run(*events, stats=stats, end=25.0))
 
 
 def test_report_puts_the_verdict_first_and_says_what_failed():
     s = sample_summary()
-    report = b.render_report(s)
+    report = _bundle_markdown.render_report(s)
     first = report.splitlines()[0]
     assert first.startswith("# Evidence: FAIL: deploy of chat failed; 2 of ")
     assert "tasks failed on 1 unit" in first
@@ -289,15 +298,15 @@ def test_report_puts_the_verdict_first_and_says_what_failed():
 
 
 def test_report_of_an_incomplete_run_says_so():
-    s = b.build_summary(run(result("redis", "Ping", 0, 1)))
-    report = b.render_report(s)
+    s = _bundle.build_summary(run(result("redis", "Ping", 0, 1)))
+    report = _bundle_markdown.render_report(s)
     assert report.startswith("# Evidence: INCOMPLETE")
     assert "**incomplete**" in report
 
 
 def test_junit_one_case_per_record_and_failures():
     s = sample_summary()
-    root = ET.fromstring(b.render_junit(s))
+    root = ET.fromstring(_bundle_junit.render_junit(s))
     suite = root.find("testsuite")
     cases = suite.findall("testcase")
     assert len(cases) == len(s["checks"]) + 1            # plus the failed task on chat
@@ -312,20 +321,20 @@ def test_junit_one_case_per_record_and_failures():
 
 
 def test_junit_of_an_incomplete_run_has_an_error():
-    root = ET.fromstring(b.render_junit(b.build_summary(run(result("redis", "Ping", 0, 1)))))
+    root = ET.fromstring(_bundle_junit.render_junit(_bundle.build_summary(run(result("redis", "Ping", 0, 1)))))
     assert root.find("testsuite").get("errors") == "1"
     assert root.find("testsuite/testcase[@classname='run']/error") is not None
 
 
 def test_junit_survives_control_characters():
-    s = b.build_summary(run(result("redis", "Ping", 0, 1, evidence=[rec("redis", "ping", False, "bad\x00byte\x1b")]),
-                            stats=clean_stats("redis")))
-    assert ET.fromstring(b.render_junit(s)).find(".//failure") is not None
+    bad = rec("redis", "ping", False, "bad\x00byte\x1b")
+    s = _bundle.build_summary(run(result("redis", "Ping", 0, 1, evidence=[bad]), stats=clean_stats("redis")))
+    assert ET.fromstring(_bundle_junit.render_junit(s)).find(".//failure") is not None
 
 
 def test_timeline_is_svg_with_one_row_per_unit_host():
     s = sample_summary()
-    svg = ET.fromstring(b.render_timeline(s))
+    svg = ET.fromstring(_bundle_svg.render_timeline(s))
     assert svg.tag == f"{SVG}svg"
     rows = svg.findall(f".//{SVG}g[@class='row']")
     assert [r.get("data-unit") for r in rows] == [u["name"] for u in s["units"]]
@@ -334,11 +343,11 @@ def test_timeline_is_svg_with_one_row_per_unit_host():
     bars = chat.findall(f"{SVG}rect[@class='bar']")
     assert len(bars) == 3
     # the failed bar is drawn last, on top
-    assert [rect.get("fill") for rect in bars] == [b.STATUS_COLOURS[s] for s in ("ok", "skipped", "failed")]
+    assert [rect.get("fill") for rect in bars] == [_bundle_svg.STATUS_COLOURS[s] for s in ("ok", "skipped", "failed")]
     assert float(bars[2].get("width")) >= 3.0
     redis = next(r for r in rows if r.get("data-unit") == "redis")
     assert [rect.get("fill") for rect in redis.findall(f"{SVG}rect[@class='bar']")] == \
-        [b.STATUS_COLOURS[s] for s in ("ok", "changed", "changed", "ok")]
+        [_bundle_svg.STATUS_COLOURS[s] for s in ("ok", "changed", "changed", "ok")]
     assert "Run the container - failed" in bars[2].find(f"{SVG}title").text
     texts = " ".join(t.text or "" for t in svg.iter(f"{SVG}text"))
     assert "parallelism" in texts and "0 s" in texts and "seconds since the first unit task started" in texts
@@ -346,7 +355,7 @@ def test_timeline_is_svg_with_one_row_per_unit_host():
 
 def test_timeline_bars_stay_inside_the_plot():
     s = sample_summary()
-    svg = ET.fromstring(b.render_timeline(s))
+    svg = ET.fromstring(_bundle_svg.render_timeline(s))
     frame = svg.find(f"{SVG}rect[@class='frame']")
     left, right = float(frame.get("x")), float(frame.get("x")) + float(frame.get("width"))
     for rect in svg.iter(f"{SVG}rect"):
@@ -356,30 +365,50 @@ def test_timeline_bars_stay_inside_the_plot():
 
 
 def test_timeline_without_units_still_renders():
-    svg = ET.fromstring(b.render_timeline(b.build_summary(run(stats={}))))
+    svg = ET.fromstring(_bundle_svg.render_timeline(_bundle.build_summary(run(stats={}))))
     assert svg.findall(f".//{SVG}g[@class='row']") == []
 
 
 def test_timeline_shortens_long_unit_names_but_keeps_them_whole_in_the_tooltip():
     name = "a-unit-with-a-name-much-longer-than-any-label-column-could-ever-hold"
-    s = b.build_summary(run(result(name, "t", 0, 1), stats=clean_stats(name)))
-    label = ET.fromstring(b.render_timeline(s)).find(f".//{SVG}text[@class='label']")
+    s = _bundle.build_summary(run(result(name, "t", 0, 1), stats=clean_stats(name)))
+    label = ET.fromstring(_bundle_svg.render_timeline(s)).find(f".//{SVG}text[@class='label']")
     assert label.text.endswith("…") and len(label.text) < len(name)
     assert label.find(f"{SVG}title").text == name
 
 
 def test_timeline_escapes_names():
-    s = b.build_summary(run(result("a<&>b", "t \"x\" <y>", 0, 1), stats=clean_stats("a<&>b")))
-    svg = ET.fromstring(b.render_timeline(s))
+    s = _bundle.build_summary(run(result("a<&>b", "t \"x\" <y>", 0, 1), stats=clean_stats("a<&>b")))
+    svg = ET.fromstring(_bundle_svg.render_timeline(s))
     assert svg.find(f".//{SVG}g[@class='row']").get("data-unit") == "a<&>b"
 
 
 def test_console_table():
-    lines = b.render_console(sample_summary())
+    lines = _bundle_console.render_console(sample_summary())
     assert lines[0].split() == ["unit", "state", "checks", "busy", "s"]
     assert any(line.split()[:3] == ["postgresql", "changed", "3/4"] for line in lines)
     assert lines[-1].startswith("verdict: fail · parallelism ")
 
+
+@pytest.mark.parametrize(("value", "limit", "flat"), [
+    (None, 400, ""),
+    ("a\n  b\tc ", 400, "a b c"),
+    ("abcdef", 4, "abc…"),
+    ("abcd", 4, "abcd"),
+])
+def test_inline_puts_a_message_on_one_bounded_line(value, limit, flat):
+    assert _bundle_text.inline(value, limit) == flat
+
+
+@pytest.mark.parametrize(("value", "safe"), [
+    (None, ""),
+    ("ok <&>", "ok <&>"),  # escaping is the renderer's job; only characters XML cannot hold are replaced
+    ("bad\x00byte\x1b\ufffe", "bad\ufffdbyte\ufffd\ufffd"),
+    ("tab\tnewline\n", "tab\tnewline\n"),
+    (42, "42"),
+])
+def test_xml_text_replaces_what_xml_cannot_hold(value, safe):
+    assert _bundle_text.xml_text(value) == safe
 
 # --- the mission's criteria ---------------------------------------------------------------
 
@@ -415,30 +444,30 @@ def test_mission_verdict(change, parallel, expected):
             r["ok"] = change[r["unit"]]
         if r["check"] == "auth_required" and "auth" in change:
             r["ok"] = change["auth"]
-    criteria = b.mission_criteria(records, {"value": parallel})
-    assert b.mission_verdict(criteria, records, [], True) == expected
+    criteria = _bundle_verdict.mission_criteria(records, {"value": parallel})
+    assert _bundle_verdict.mission_verdict(criteria, records, [], True) == expected
 
 
 def test_mission_criteria_absent_without_unit_state_records():
-    assert b.mission_criteria([_rec("redis", "connect", True)], {"value": 2.0}) == []
+    assert _bundle_verdict.mission_criteria([_rec("redis", "connect", True)], {"value": 2.0}) == []
 
 
 def test_critical_unit_that_never_reached_verify_is_down():
     records = [r for r in MISSION if r["unit"] != "chat"] + [_rec("chat", "catalog", True, critical=True)]
-    criteria = b.mission_criteria(records, {"value": 2.0})
+    criteria = _bundle_verdict.mission_criteria(records, {"value": 2.0})
     assert criteria[0]["detail"] == "down: chat"
-    assert b.mission_verdict(criteria, records, ["chat"], True) == "fail"
+    assert _bundle_verdict.mission_verdict(criteria, records, ["chat"], True) == "fail"
 
 
 def test_failed_task_on_a_critical_unit_fails_the_mission():
-    criteria = b.mission_criteria(MISSION, {"value": 2.0})
-    assert b.mission_verdict(criteria, MISSION, ["chat"], True) == "fail"
-    assert b.mission_verdict(criteria, MISSION, ["memory"], True) == "degraded"
+    criteria = _bundle_verdict.mission_criteria(MISSION, {"value": 2.0})
+    assert _bundle_verdict.mission_verdict(criteria, MISSION, ["chat"], True) == "fail"
+    assert _bundle_verdict.mission_verdict(criteria, MISSION, ["memory"], True) == "degraded"
 
 
 def test_headline_says_a_failed_deploy_was_rolled_back_and_ignores_degraded_units():
     checks = [rec("voice-interaction", "deploy", ok=False, rolled_back=True),
               rec("reasoning", "deploy", ok=False, rolled_back=True, degraded=True)]
     summary = {"verdict": "fail", "criteria": [], "checks": checks, "units": []}
-    assert b._headline(summary) == ("FAIL: deploy of voice-interaction failed and was rolled back "
-                                    "(the last good container serves); 2 of 2 checks failed")
+    assert _bundle_markdown._headline(summary) == ("FAIL: deploy of voice-interaction failed and was rolled back "
+                                                   "(the last good container serves); 2 of 2 checks failed")

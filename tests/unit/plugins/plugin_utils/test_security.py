@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.aiops.mlstack.plugins.module_utils import _security as sec
+from ansible_collections.aiops.mlstack.plugins.plugin_utils import _security as sec
 
 OPENAPI = {"paths": {
     "/health": {"get": {}},
@@ -105,7 +105,7 @@ def test_publish_all_and_host_network_are_findings() -> None:
 
 
 def test_a_signed_jwt_in_a_text_is_a_leak_whatever_key_signed_it() -> None:
-    from ansible_collections.aiops.mlstack.plugins.module_utils import _jwt
+    from ansible_collections.aiops.mlstack.plugins.plugin_utils import _jwt
 
     token, _exp = _jwt.mint(_jwt.throwaway_private_pem(), "operator", "chat", ["chat:complete"], 60)
     found = sec.leaks({}, {"log": f"Authorization: Bearer {token}", "bundle": "eyJhbGciOi is a prefix only",

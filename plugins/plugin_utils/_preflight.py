@@ -15,8 +15,8 @@ from typing import Any
 from ansible_collections.aiops.mlstack.plugins.module_utils._gpu_placement import request_errors
 from ansible_collections.aiops.mlstack.plugins.module_utils._redis_acl import FIELD as REDIS_ACL_FIELD
 from ansible_collections.aiops.mlstack.plugins.module_utils._redis_acl import permission_errors
-from ansible_collections.aiops.mlstack.plugins.module_utils._security import HARDENING_RULES
 from ansible_collections.aiops.mlstack.plugins.module_utils._unit import UPDATE_ORDERS
+from ansible_collections.aiops.mlstack.plugins.plugin_utils._security import HARDENING_RULES
 
 # The fields of a unit's catalog entry (its host vars) that the collection reads.
 CATALOG_FIELDS = ("mlstack_unit_kind", "mlstack_unit_role", "mlstack_port", "mlstack_host_port", "mlstack_docker_host",
