@@ -28,6 +28,7 @@ from ansible_collections.aiops.mlstack.plugins.module_utils import _postgres_che
 from ansible_collections.aiops.mlstack.plugins.module_utils import _postgres_provision as prov
 from ansible_collections.aiops.mlstack.plugins.module_utils import _postgres_scram as scram
 from ansible_collections.aiops.mlstack.plugins.module_utils import _redis as rd
+from ansible_collections.aiops.mlstack.plugins.module_utils import _redis_checks as rdc
 from ansible_collections.aiops.mlstack.plugins.module_utils._redis_acl import acl_rules
 
 pytestmark = pytest.mark.docker
@@ -239,7 +240,7 @@ def _redis_users(server: dict) -> list[rd.RedisUser]:
 
 
 def test_redis_checks_pass(redis_server: dict) -> None:
-    records = rd.check_redis(
+    records = rdc.check_redis(
         "redis", redis_server["host"], 6379, "admin", redis_server["passwords"]["admin"], _redis_users(redis_server)
     )
     _assert_all_ok(records)
@@ -266,7 +267,7 @@ def test_redis_checks_pass(redis_server: dict) -> None:
 
 def test_redis_wrong_admin_password_fails_connect(redis_server: dict) -> None:
     wrong = secrets.token_urlsafe(24)
-    records = rd.check_redis("redis", redis_server["host"], 6379, "admin", wrong, _redis_users(redis_server))
+    records = rdc.check_redis("redis", redis_server["host"], 6379, "admin", wrong, _redis_users(redis_server))
     connect = _by(records, "connect")
     assert connect["ok"] is False
     assert "WRONGPASS" in connect["message"]
@@ -277,12 +278,12 @@ def test_redis_wrong_admin_password_fails_connect(redis_server: dict) -> None:
 
 def test_redis_single_user_and_a_user_without_acl_limits(redis_server: dict) -> None:
     chat = _redis_users(redis_server)[0]
-    records = rd.check_redis("redis", redis_server["host"], 6379, "admin", redis_server["passwords"]["admin"], [chat])
-    assert _by(records, "foreign_prefix_denied", "chat")["observed"]["foreign_prefix"] == rd.NOBODY_PREFIX
+    records = rdc.check_redis("redis", redis_server["host"], 6379, "admin", redis_server["passwords"]["admin"], [chat])
+    assert _by(records, "foreign_prefix_denied", "chat")["observed"]["foreign_prefix"] == rdc.NOBODY_PREFIX
     _assert_all_ok(records)
     # the admin user may touch every key: as a "service user" it must fail the isolation check
     admin = rd.RedisUser("admin", redis_server["passwords"]["admin"], "admin:")
-    records = rd.check_redis("redis", redis_server["host"], 6379, "admin", admin.password, [admin, chat])
+    records = rdc.check_redis("redis", redis_server["host"], 6379, "admin", admin.password, [admin, chat])
     denied = _by(records, "foreign_prefix_denied", "admin")
     assert denied["ok"] is False
     assert denied["observed"]["read_denied"] is False and denied["observed"]["write_denied"] is False
