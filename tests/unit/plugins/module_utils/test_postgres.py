@@ -305,7 +305,6 @@ class FakeConn:
         return FakeCursor([])
 
 
-
 SERVICES = (pg.Service("chat", CHAT_PW, "chat"), pg.Service("voice", VOICE_PW, "voice"))
 
 

@@ -206,7 +206,6 @@ def test_describe_before_and_after_hold_no_secret():
     assert "SCRAM-SHA-256$" not in text and CHAT_PW not in text
 
 
-
 # --- provision() against the fake server -----------------------------------------------------
 
 

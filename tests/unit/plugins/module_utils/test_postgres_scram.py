@@ -46,7 +46,6 @@ RFC7677 = {
 }
 
 
-
 def test_scram_keys_match_the_rfc7677_exchange():
     salt = base64.b64decode(RFC7677["salt"])
     stored_key, server_key = scram.scram_keys(RFC7677["password"], salt, RFC7677["iterations"])
