@@ -13,8 +13,8 @@ description:
   - Connects as the admin role over TCP and reconciles, for each of O(clients), a role and a database.
   - The role exists with C(LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS).
   - Its password is stored as a C(SCRAM-SHA-256) verifier made on the client by libpq
-    (C(PQencryptPasswordConn) through psycopg: SASLprep, a random salt, the server's iteration
-    count, 4096 by default), so the plain text password never reaches the server or its logs.
+    (C(PQencryptPasswordConn) through psycopg, with SASLprep, a random salt and the server's
+    iteration count, 4096 by default), so the plain text password never reaches the server or its logs.
     The stored verifier is read from C(pg_authid), recomputed with its own salt and iteration
     count for the desired password, and replaced only when it differs (or is C(md5), or absent).
   - The database exists and is owned by the role; C(CONNECT) and C(TEMPORARY) are revoked from

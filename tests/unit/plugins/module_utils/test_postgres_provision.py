@@ -138,7 +138,7 @@ def test_plan_service(case, current, templates):
         for key, value in step.literals:
             assert key == "verifier"
             assert value == fakes.make_verifier(CHAT_PW)
-    assert {who for who in ENCRYPTED} <= {(CHAT_PW, "chat")}, "a verifier is made for the service's own role"
+    assert set(ENCRYPTED) <= {(CHAT_PW, "chat")}, "a verifier is made for the service's own role"
 
 
 def test_plan_changes_read_as_sentences_without_secrets():
