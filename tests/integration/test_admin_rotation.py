@@ -30,6 +30,7 @@ from typing import Any
 
 import pytest
 
+from ansible_collections.aiops.mlstack.plugins.filter.catalog import redis_acl_rules
 from ansible_collections.aiops.mlstack.plugins.module_utils import _postgres as pg
 from ansible_collections.aiops.mlstack.plugins.module_utils import _postgres_provision as prov
 
@@ -181,6 +182,7 @@ def _render_acl(admin: str, healthcheck: str, clients: dict[str, str], previous:
 
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     env.filters["hash"] = lambda value, algorithm: hashlib.new(algorithm, str(value).encode()).hexdigest()
+    env.filters["aiops.mlstack.redis_acl_rules"] = redis_acl_rules
     template = env.from_string((ROOT / "roles/redis/templates/users.acl.j2").read_text())
     return template.render(
         redis_admin_user="admin",
