@@ -180,10 +180,10 @@ from ansible_collections.aiops.mlstack.plugins.module_utils._evidence import fin
 from ansible_collections.aiops.mlstack.plugins.module_utils._postgres import (
     HAS_PSYCOPG,
     PSYCOPG_IMPORT_ERROR,
-    check_postgres,
     services_from_params,
     validate_services,
 )
+from ansible_collections.aiops.mlstack.plugins.module_utils._postgres_checks import check_postgres
 
 
 def main() -> None:

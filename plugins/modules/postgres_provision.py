@@ -12,11 +12,11 @@ version_added: 0.1.0
 description:
   - Connects as the admin role over TCP and reconciles, for each of O(clients), a role and a database.
   - The role exists with C(LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS).
-  - Its password is stored as a C(SCRAM-SHA-256) verifier computed by the module (RFC 5802/7677,
-    4096 iterations, random 16-byte salt), so the plain text password never reaches the server
-    or its logs. The stored verifier is read from C(pg_authid), recomputed with its own salt and
-    iteration count for the desired password, and replaced only when it differs (or is C(md5),
-    or absent).
+  - Its password is stored as a C(SCRAM-SHA-256) verifier made on the client by libpq
+    (C(PQencryptPasswordConn) through psycopg, with SASLprep, a random salt and the server's
+    iteration count, 4096 by default), so the plain text password never reaches the server or its logs.
+    The stored verifier is read from C(pg_authid), recomputed with its own salt and iteration
+    count for the desired password, and replaced only when it differs (or is C(md5), or absent).
   - The database exists and is owned by the role; C(CONNECT) and C(TEMPORARY) are revoked from
     C(PUBLIC) and C(CONNECT) is granted to the role, so no other service can connect to it.
   - Roles and databases that are not listed are never touched or dropped.
@@ -61,8 +61,8 @@ options:
     description:
       - The former password of O(admin_user) while it is rotated (C(playbooks/rotate_passwords.yml)). The
         admin connects with whichever of the two the server accepts, then its password is set to
-        O(admin_password) (a SCRAM-SHA-256 verifier computed by the module, so the plain text never reaches the
-        server). Open sessions are not cut.
+        O(admin_password) (a SCRAM-SHA-256 verifier made on the client by libpq, so the plain text never
+        reaches the server). Open sessions are not cut.
     type: str
   admin_database:
     description: Database the admin role connects to.
@@ -153,11 +153,10 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.aiops.mlstack.plugins.module_utils._postgres import (
     HAS_PSYCOPG,
     PSYCOPG_IMPORT_ERROR,
-    ProvisionError,
-    provision,
     services_from_params,
     validate_services,
 )
+from ansible_collections.aiops.mlstack.plugins.module_utils._postgres_provision import ProvisionError, provision
 
 
 def main() -> None:

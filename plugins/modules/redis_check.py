@@ -193,10 +193,10 @@ from ansible_collections.aiops.mlstack.plugins.module_utils._evidence import fin
 from ansible_collections.aiops.mlstack.plugins.module_utils._redis import (
     HAS_REDIS,
     REDIS_IMPORT_ERROR,
-    check_redis,
     users_from_params,
     validate_users,
 )
+from ansible_collections.aiops.mlstack.plugins.module_utils._redis_checks import check_redis
 
 
 def main() -> None:

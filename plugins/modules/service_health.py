@@ -287,16 +287,18 @@ evidence:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.aiops.mlstack.plugins.module_utils._health import (
-    Attempt,
+from ansible_collections.aiops.mlstack.plugins.module_utils._health import Attempt
+from ansible_collections.aiops.mlstack.plugins.module_utils._health_http import (
     http_check,
-    measure,
     redact_url,
-    report,
     request_headers,
     split_credentials,
-    tcp_check,
     url_error,
+)
+from ansible_collections.aiops.mlstack.plugins.module_utils._health_tcp import tcp_check
+from ansible_collections.aiops.mlstack.plugins.module_utils._health_wait import (
+    measure,
+    report,
     validate_wait,
     wait_until_healthy,
 )

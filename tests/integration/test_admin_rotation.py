@@ -30,7 +30,9 @@ from typing import Any
 
 import pytest
 
+from ansible_collections.aiops.mlstack.plugins.filter.catalog import redis_acl_rules
 from ansible_collections.aiops.mlstack.plugins.module_utils import _postgres as pg
+from ansible_collections.aiops.mlstack.plugins.module_utils import _postgres_provision as prov
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -132,7 +134,7 @@ def test_postgres_superuser_rotation_fails_no_connection(postgres: dict[str, Any
     new = secrets.token_urlsafe(30)
     chat = pg.Service("chat", secrets.token_urlsafe(24), "chat")
     # The stack as phase5 leaves it: the service's role and database.
-    assert pg.provision("127.0.0.1", port, "postgres", former, "postgres", [chat])["changed"] is True
+    assert prov.provision("127.0.0.1", port, "postgres", former, "postgres", [chat])["changed"] is True
     held = _pg(port, "postgres", former, "postgres")  # an admin session open across the rotation
 
     def service_connects() -> None:
@@ -144,16 +146,16 @@ def test_postgres_superuser_rotation_fails_no_connection(postgres: dict[str, Any
 
     with Loop(service_connects) as loop:
         time.sleep(0.3)
-        planned = pg.provision("127.0.0.1", port, "postgres", new, "postgres", [chat], check_mode=True,
-                               admin_password_previous=former)
+        planned = prov.provision("127.0.0.1", port, "postgres", new, "postgres", [chat], check_mode=True,
+                                 admin_password_previous=former)
         _pg(port, "postgres", former, "postgres").close()  # check mode changed nothing
-        rotated = pg.provision("127.0.0.1", port, "postgres", new, "postgres", [chat],
-                               admin_password_previous=former)
+        rotated = prov.provision("127.0.0.1", port, "postgres", new, "postgres", [chat],
+                                 admin_password_previous=former)
         # Interrupted before the former password was dropped: the re-run finds it done.
-        again = pg.provision("127.0.0.1", port, "postgres", new, "postgres", [chat],
-                             admin_password_previous=former)
+        again = prov.provision("127.0.0.1", port, "postgres", new, "postgres", [chat],
+                               admin_password_previous=former)
         # After the rotation, phase5 with the new password only.
-        later = pg.provision("127.0.0.1", port, "postgres", new, "postgres", [chat])
+        later = prov.provision("127.0.0.1", port, "postgres", new, "postgres", [chat])
         time.sleep(0.3)
     print(f"postgres superuser rotation: {loop.ok} service connections ok / {len(loop.failures)} failed")
     change = "set password of admin role postgres (was scram-sha-256, differs)"
@@ -180,6 +182,7 @@ def _render_acl(admin: str, healthcheck: str, clients: dict[str, str], previous:
 
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     env.filters["hash"] = lambda value, algorithm: hashlib.new(algorithm, str(value).encode()).hexdigest()
+    env.filters["aiops.mlstack.redis_acl_rules"] = redis_acl_rules
     template = env.from_string((ROOT / "roles/redis/templates/users.acl.j2").read_text())
     return template.render(
         redis_admin_user="admin",

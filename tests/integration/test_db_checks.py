@@ -24,7 +24,11 @@ from typing import Any
 import pytest
 
 from ansible_collections.aiops.mlstack.plugins.module_utils import _postgres as pg
+from ansible_collections.aiops.mlstack.plugins.module_utils import _postgres_checks as pgc
+from ansible_collections.aiops.mlstack.plugins.module_utils import _postgres_provision as prov
+from ansible_collections.aiops.mlstack.plugins.module_utils import _postgres_scram as scram
 from ansible_collections.aiops.mlstack.plugins.module_utils import _redis as rd
+from ansible_collections.aiops.mlstack.plugins.module_utils import _redis_checks as rdc
 from ansible_collections.aiops.mlstack.plugins.module_utils._redis_acl import acl_rules
 
 pytestmark = pytest.mark.docker
@@ -236,7 +240,7 @@ def _redis_users(server: dict) -> list[rd.RedisUser]:
 
 
 def test_redis_checks_pass(redis_server: dict) -> None:
-    records = rd.check_redis(
+    records = rdc.check_redis(
         "redis", redis_server["host"], 6379, "admin", redis_server["passwords"]["admin"], _redis_users(redis_server)
     )
     _assert_all_ok(records)
@@ -263,7 +267,7 @@ def test_redis_checks_pass(redis_server: dict) -> None:
 
 def test_redis_wrong_admin_password_fails_connect(redis_server: dict) -> None:
     wrong = secrets.token_urlsafe(24)
-    records = rd.check_redis("redis", redis_server["host"], 6379, "admin", wrong, _redis_users(redis_server))
+    records = rdc.check_redis("redis", redis_server["host"], 6379, "admin", wrong, _redis_users(redis_server))
     connect = _by(records, "connect")
     assert connect["ok"] is False
     assert "WRONGPASS" in connect["message"]
@@ -274,12 +278,12 @@ def test_redis_wrong_admin_password_fails_connect(redis_server: dict) -> None:
 
 def test_redis_single_user_and_a_user_without_acl_limits(redis_server: dict) -> None:
     chat = _redis_users(redis_server)[0]
-    records = rd.check_redis("redis", redis_server["host"], 6379, "admin", redis_server["passwords"]["admin"], [chat])
-    assert _by(records, "foreign_prefix_denied", "chat")["observed"]["foreign_prefix"] == rd.NOBODY_PREFIX
+    records = rdc.check_redis("redis", redis_server["host"], 6379, "admin", redis_server["passwords"]["admin"], [chat])
+    assert _by(records, "foreign_prefix_denied", "chat")["observed"]["foreign_prefix"] == rdc.NOBODY_PREFIX
     _assert_all_ok(records)
     # the admin user may touch every key: as a "service user" it must fail the isolation check
     admin = rd.RedisUser("admin", redis_server["passwords"]["admin"], "admin:")
-    records = rd.check_redis("redis", redis_server["host"], 6379, "admin", admin.password, [admin, chat])
+    records = rdc.check_redis("redis", redis_server["host"], 6379, "admin", admin.password, [admin, chat])
     denied = _by(records, "foreign_prefix_denied", "admin")
     assert denied["ok"] is False
     assert denied["observed"]["read_denied"] is False and denied["observed"]["write_denied"] is False
@@ -290,7 +294,7 @@ def test_redis_single_user_and_a_user_without_acl_limits(redis_server: dict) -> 
 
 
 def _provision(server: dict, services: list[pg.Service], check_mode: bool = False) -> dict:
-    return pg.provision(
+    return prov.provision(
         server["host"], 5432, "postgres", server["admin_password"], "postgres", services, check_mode=check_mode
     )
 
@@ -309,7 +313,7 @@ def test_postgres_provision_is_idempotent(postgres_server: dict, pg_services: li
 
 def test_postgres_checks_pass(postgres_server: dict, pg_services: list[pg.Service]) -> None:
     _provision(postgres_server, pg_services)
-    records = pg.check_postgres(
+    records = pgc.check_postgres(
         "postgresql",
         postgres_server["host"],
         5432,
@@ -330,7 +334,9 @@ def test_postgres_checks_pass(postgres_server: dict, pg_services: list[pg.Servic
 
 def test_postgres_wrong_admin_password_fails_connect(postgres_server: dict, pg_services: list[pg.Service]) -> None:
     wrong = secrets.token_urlsafe(24)
-    records = pg.check_postgres("postgresql", postgres_server["host"], 5432, "postgres", wrong, "postgres", pg_services)
+    records = pgc.check_postgres(
+        "postgresql", postgres_server["host"], 5432, "postgres", wrong, "postgres", pg_services
+    )
     connect = _by(records, "connect")
     assert connect["ok"] is False
     assert 'password authentication failed for user "postgres"' in connect["message"]
@@ -342,7 +348,7 @@ def test_postgres_password_change_is_applied_once(postgres_server: dict, pg_serv
     changed = [pg.Service(pg_services[0].name, secrets.token_urlsafe(24), pg_services[0].database), *pg_services[1:]]
     result = _provision(postgres_server, changed)
     assert result["changes"] == [f"set password of role {changed[0].name} (was scram-sha-256, differs)"]
-    records = pg.check_postgres(
+    records = pgc.check_postgres(
         "postgresql", postgres_server["host"], 5432, "postgres", postgres_server["admin_password"], "postgres", changed
     )
     _assert_all_ok(records)
@@ -352,8 +358,8 @@ def test_postgres_password_change_is_applied_once(postgres_server: dict, pg_serv
 
 @pytest.mark.parametrize("password", ["plain-ascii-1", "mlstack-Pässwörd 1", "I\u00adX \u2168 \u00aa", "a\u00a0b"])
 def test_scram_verifier_agrees_with_postgresql(postgres_server: dict, password: str) -> None:
-    """PostgreSQL hashes the password itself (server side); our verifier, recomputed with its
-    salt and iterations, must be the same string, SASLprep included."""
+    """PostgreSQL hashes the password itself (server side); the comparison, recomputing the keys
+    with its salt and iterations, must accept it, SASLprep included."""
     conn = pg.pg_connect(postgres_server["host"], 5432, "postgres", postgres_server["admin_password"], "postgres", 5)
     try:
         conn.execute("SET password_encryption = 'scram-sha-256'")
@@ -365,9 +371,10 @@ def test_scram_verifier_agrees_with_postgresql(postgres_server: dict, password: 
         conn.execute("DROP ROLE mlstack_vector")
     finally:
         conn.close()
-    parsed = pg.parse_scram_verifier(stored)
+    parsed = scram.parse_scram_verifier(stored)
     assert parsed is not None, stored
-    assert pg.scram_verifier(password, parsed.salt, parsed.iterations) == stored
+    assert scram.verifier_matches(stored, password)
+    assert not scram.verifier_matches(stored, password + "x")
     print(f"PostgreSQL-made verifier for {password!r}: {stored}")
 
 

@@ -28,6 +28,7 @@ import yaml
 
 from ansible_collections.aiops.mlstack.plugins.filter.catalog import redis_acl_rules, unit_clients
 from ansible_collections.aiops.mlstack.plugins.module_utils import _redis as rd
+from ansible_collections.aiops.mlstack.plugins.module_utils import _redis_checks as rdc
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles" / "redis"
@@ -112,8 +113,8 @@ def _users(server: dict[str, Any]) -> list[rd.RedisUser]:
 
 
 def test_redis_check_passes_against_the_rendered_acl(server: dict[str, Any]) -> None:
-    records = rd.check_redis("redis", "127.0.0.1", server["port"], "admin", server["passwords"]["admin"],
-                             _users(server))
+    records = rdc.check_redis("redis", "127.0.0.1", server["port"], "admin", server["passwords"]["admin"],
+                              _users(server))
     failed = [(r["check"], r["observed"], r["message"]) for r in records if not r["ok"]]
     assert not failed, failed
     assert len(records) == 4 + 3 * len(server["clients"])

@@ -13,7 +13,7 @@ from types import ModuleType
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.aiops.mlstack.plugins.module_utils import _postgres, _redis
+from ansible_collections.aiops.mlstack.plugins.module_utils import _postgres_checks, _postgres_provision, _redis_checks
 from ansible_collections.aiops.mlstack.plugins.modules import postgres_check, postgres_provision, redis_check
 
 
@@ -40,14 +40,16 @@ def _run(module: ModuleType, args: dict, capsys: pytest.CaptureFixture[str]) -> 
 @pytest.fixture
 def redis_server(monkeypatch: pytest.MonkeyPatch) -> object:
     server = redis_fakes.FakeRedisServer()
-    monkeypatch.setattr(_redis, "redis_connect", server.connect)
+    monkeypatch.setattr(_redis_checks, "redis_connect", server.connect)
     return server
 
 
 @pytest.fixture
 def pg_server(monkeypatch: pytest.MonkeyPatch) -> object:
     server = pg_fakes.FakePostgres()
-    monkeypatch.setattr(_postgres, "pg_connect", server.connect)
+    # the seam each job calls, provisioning and checks
+    monkeypatch.setattr(_postgres_provision, "pg_connect", server.connect)
+    monkeypatch.setattr(_postgres_checks, "pg_connect", server.connect)
     return server
 
 
