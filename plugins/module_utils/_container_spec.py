@@ -52,6 +52,11 @@ SPEC_DEFAULTS: dict[str, Any] = {
     "gpus": [],
 }
 
+# Keys added to SPEC_DEFAULTS after units were deployed with the hash: each is left out of
+# the hash while it holds its default, so that adding a key recreates no deployed unit
+# (every key in the hash changes every unit's hash). Name every key added from now on here.
+HASH_OMITS_DEFAULT: frozenset[str] = frozenset()
+
 
 class SpecError(ValueError):
     """A spec the reconciler refuses: the message names the field and the fix."""
@@ -90,8 +95,13 @@ def _network_entry(net: Any) -> dict[str, Any]:
 
 
 def spec_hash(spec: dict[str, Any], image_id: str) -> str:
-    """Hash of the normalised spec plus the image id: a new image build recreates too."""
-    payload = json.dumps({"spec": spec, "image_id": image_id}, sort_keys=True, separators=(",", ":"))
+    """Hash of the normalised spec plus the image id: a new image build recreates too.
+
+    A key named in ``HASH_OMITS_DEFAULT`` counts only once a unit sets it.
+    """
+    hashed = {key: value for key, value in spec.items()
+              if key not in HASH_OMITS_DEFAULT or value != SPEC_DEFAULTS[key]}
+    payload = json.dumps({"spec": hashed, "image_id": image_id}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()
 
 

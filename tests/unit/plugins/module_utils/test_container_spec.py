@@ -69,6 +69,14 @@ def test_the_hash_of_an_unchanged_spec_never_changes(spec: dict[str, Any], image
     assert cspec.spec_hash(cspec.normalize_spec(spec), image_id) == digest
 
 
+def test_a_key_added_to_the_spec_changes_no_hash_until_a_unit_sets_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(cspec.SPEC_DEFAULTS, "shm_size", None)
+    monkeypatch.setattr(cspec, "HASH_OMITS_DEFAULT", frozenset({"shm_size"}))
+    unchanged = cspec.spec_hash(cspec.normalize_spec({"image": "img:1"}), "sha256:aaa")
+    assert unchanged == "0cf1a3f383f6cc9a734da302facf4f256bccd3c8333d02cb8b88bf9383df9d89"
+    assert cspec.spec_hash(cspec.normalize_spec({"image": "img:1", "shm_size": "1g"}), "sha256:aaa") != unchanged
+
+
 def test_a_spec_written_in_another_order_hashes_the_same() -> None:
     shuffled = {**FULL, "volumes": ["a:/a:ro", "b:/b"], "networks": ["backend", {"name": "z", "aliases": ["a", "r"]}],
                 "env": {"A": 1, "B": "2"}}
