@@ -81,7 +81,6 @@ def health_now(engine: Engine, name: str) -> dict[str, Any]:
     return {"state": state, "waited_s": 0.0}
 
 
-
 def container_state(inspect: dict[str, Any] | None, slot: str) -> dict[str, Any] | None:
     """What identifies a deployed state: image id, spec hash, creation time, health (no env values)."""
     if inspect is None:
