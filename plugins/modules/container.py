@@ -33,7 +33,7 @@ description:
   - A container without a healthcheck is not healthy; C(unhealthy), exited or restarting
     containers fail at once with the last health-log lines and log tail.
   - In check mode the plan (RV(action), RV(reason), RV(changed_fields) and the diff) is returned
-    without waiting for the containers in O(depends_on): a dry run neither blocks nor fails on another unit.
+    without waiting for the containers in O(depends_on), so a dry run neither blocks nor fails on another unit.
 author: mlstack maintainers (@aiops)
 extends_documentation_fragment:
   - aiops.mlstack.docker
