@@ -115,8 +115,8 @@ def run(engine: Engine, request: Request) -> dict[str, Any]:
     if request.state == "absent":
         return _remove(engine, request)
     deps: dict[str, Any] = {}
-    holder = holder_spec(request.spec, request.port_holder_image) \
-        if request.port_holder_image and request.spec.get("ports") else None
+    publishes = bool(request.port_holder_image and request.spec.get("ports"))
+    holder = holder_spec(request.spec, str(request.port_holder_image)) if publishes else None
     try:
         if not request.check_mode:
             deps = wait_dependencies(engine, request.depends_on, request.timeout, request.dependency_timeout)
@@ -164,8 +164,9 @@ def reconcile(engine: Engine, request: Request) -> dict[str, Any]:
     digest = spec_hash(desired, image_id)
     current = engine.inspect(name)
     step = plan(current, desired, digest, request.recreate)
-    served = last_good(engine, name, current, min(timeout, SETTLE_S), request.check_mode) \
-        if step.action == "recreate" else None
+    served = None
+    if step.action == "recreate":
+        served = last_good(engine, name, current, min(timeout, SETTLE_S), request.check_mode)
     planned: dict[str, Any] = {
         "changed": step.action != "none",
         "action": step.action,
