@@ -11,6 +11,7 @@ from typing import Any
 from ansible_collections.aiops.mlstack.plugins.module_utils import _container as ctr
 from ansible_collections.aiops.mlstack.plugins.module_utils._docker_api import DOCKER_HOST_ARG
 from ansible_collections.aiops.mlstack.plugins.module_utils._evidence import record
+from ansible_collections.aiops.mlstack.plugins.module_utils._unit import UPDATE_ORDERS
 
 ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "name": {"type": "str", "required": True},
@@ -23,7 +24,7 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "timeout": {"type": "float", "default": 120},
     "dependency_timeout": {"type": "float"},
     **DOCKER_HOST_ARG,
-    "update_order": {"type": "str", "choices": list(ctr.UPDATE_ORDERS), "default": "stop-first"},
+    "update_order": {"type": "str", "choices": list(UPDATE_ORDERS), "default": "stop-first"},
     "critical": {"type": "bool", "default": True},
     "purge": {"type": "bool", "default": False},
     "port_holder_image": {"type": "str"},
@@ -34,13 +35,10 @@ REQUIRED_IF = [("state", "started", ["spec"])]
 def task_result(connect: Callable[[], ctr.Engine], p: dict[str, Any], check_mode: bool, diff: bool,
                 docker_errors: tuple[type[Exception], ...]) -> dict[str, Any]:
     """The task's whole result; ``failed`` and ``msg`` are set when the task must fail."""
-    unit = p["unit"]
+    request = ctr.Request.from_params(p, check_mode)
+    unit = request.unit
     try:
-        result = ctr.run(connect(), p["name"], p["spec"], unit=unit, state=p["state"], depends_on=p["depends_on"],
-                         recreate=p["recreate"], wait=p["wait"], timeout=p["timeout"], check_mode=check_mode,
-                         update_order=p["update_order"], critical=p["critical"], purge=p["purge"],
-                         port_holder_image=p["port_holder_image"],
-                         dependency_timeout=p.get("dependency_timeout"))
+        result = ctr.run(connect(), request)
     except ctr.RolledBack as exc:
         result = exc.result
         result.pop("diff", None)

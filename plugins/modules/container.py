@@ -32,6 +32,8 @@ description:
     stopped, and the task returns RV(degraded=true) without failing, so the run goes on.
   - A container without a healthcheck is not healthy; C(unhealthy), exited or restarting
     containers fail at once with the last health-log lines and log tail.
+  - In check mode the plan (RV(action), RV(reason), RV(changed_fields) and the diff) is returned
+    without waiting for the containers in O(depends_on), so a dry run neither blocks nor fails on another unit.
 author: mlstack maintainers (@aiops)
 extends_documentation_fragment:
   - aiops.mlstack.docker
@@ -157,7 +159,7 @@ health:
   returned: when waited
   type: dict
 dependencies:
-  description: Health wait result per dependency.
+  description: Health wait result per dependency (empty in check mode, which does not wait).
   returned: always
   type: dict
 addresses:

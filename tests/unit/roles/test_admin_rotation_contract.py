@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Why a rotated admin password recreates no container, and what rotate_passwords.yml rotates.
 
-A container is recreated when its spec hash changes (plugins/module_utils/_container.py: the
+A container is recreated when its spec hash changes (plugins/module_utils/_container_spec.py: the
 normalised spec plus the image id). These tests read the roles' own YAML: no password, admin or
 other, may reach a container's spec or the content-addressed Redis configuration directory, so
 a phase5 run after a rotation finds every spec unchanged (changed=0). The admin passwords reach

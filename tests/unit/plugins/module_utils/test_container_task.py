@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-from test_container import SPEC, FakeEngine
+import pytest
+from container_fake import SPEC, FakeEngine
 
+from ansible_collections.aiops.mlstack.plugins.module_utils import _container as ctr
 from ansible_collections.aiops.mlstack.plugins.module_utils import _container_task as task
 
 
@@ -35,3 +38,21 @@ def test_a_successful_deploy_sets_no_fact_and_a_critical_failure_fails() -> None
     assert "ansible_facts" not in task.task_result(lambda: engine, params(SPEC, True), False, False, ())
     _engine, result = upgrade(critical=True)
     assert result["failed"] is True and "ansible_facts" not in result
+
+
+def test_the_request_has_one_field_per_unit_parameter_and_the_argument_specs_defaults() -> None:
+    fields = {item.name: item for item in dataclasses.fields(ctr.Request)}
+    assert set(fields) - {"check_mode"} == set(task.ARGUMENT_SPEC) - {"docker_host"}
+    for name, option in task.ARGUMENT_SPEC.items():
+        if name in ("docker_host", "name", "unit"):
+            continue
+        item = fields[name]
+        default = item.default_factory() if item.default_factory is not dataclasses.MISSING else item.default
+        assert default == option.get("default"), name
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_the_request_is_built_from_the_module_parameters(check_mode: bool) -> None:
+    request = ctr.Request.from_params({**params(SPEC, False), "docker_host": "unix:///x.sock"}, check_mode)
+    assert (request.name, request.critical, request.update_order) == ("mlstack-reasoning", False, "start-first")
+    assert request.check_mode is check_mode and request.dependency_timeout is None
