@@ -114,7 +114,7 @@ def test_the_recipe_tag_is_its_content_hash_and_the_lock_is_named_after_it(recip
     ("fetch", PULL_REF, "redis", "use one of pull, build, auto"),
 ])
 def test_a_source_without_what_it_needs_is_refused_with_the_fix(recipes: Path, source: str, pull_ref: str,
-                                                               recipe: str, needs: str) -> None:
+                                                                recipe: str, needs: str) -> None:
     req = request(recipes, source, pull_ref, recipe)
     assert needs in str(refusal(req))
     host = FakeHost()
