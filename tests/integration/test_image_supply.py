@@ -82,11 +82,11 @@ def test_two_units_build_a_shared_recipe_once(recipes: Path, tmp_path: Path) -> 
     assert waiter.count(WAITING) == 1 and "FAILED - RETRYING" not in out_one + out_two
     assert not list(build_dir.glob(".*.building")), "the claim is given back"
 
-    again, _ = finish(start(recipes, build_dir))
+    again = finish(start(recipes, build_dir))[0]
     assert (again["operation"], again["changed"], again["image_id"]) == ("none", False, one["image_id"])
 
     (recipes / "itest" / "Dockerfile").write_text("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nLABEL changed=yes\n")
-    checked, _ = finish(start(recipes, build_dir, check=True))
+    checked = finish(start(recipes, build_dir, check=True))[0]
     assert (checked["operation"], checked["changed"], checked["image_id"]) == ("build", True, None)
     assert checked["ref"] != one["ref"]
     import docker
