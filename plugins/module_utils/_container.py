@@ -58,7 +58,12 @@ SPEC_DEFAULTS: dict[str, Any] = {
     "stop_timeout": None,
     # GPU device ids (UUIDs or indexes) handed to the NVIDIA runtime; empty means no GPU.
     "gpus": [],
+    # Size of /dev/shm (Docker's shm_size, e.g. "1g"); unset: Docker's 64m.
+    "shm_size": None,
 }
+# Fields added after containers were deployed: left out of the normalised spec (so of its
+# hash) while unset, so that adding an option recreates no container that does not use it.
+LATE_FIELDS = ("shm_size",)
 
 
 class SpecError(ValueError):
@@ -80,7 +85,8 @@ def normalize_spec(spec: dict[str, Any]) -> dict[str, Any]:
         raise SpecError(f"unknown container spec field(s) {unknown}; allowed: {sorted(SPEC_DEFAULTS)}")
     if not spec.get("image"):
         raise SpecError("container spec field 'image' is required: name the image to run")
-    out = {key: spec.get(key, default) for key, default in SPEC_DEFAULTS.items()}
+    out = {key: spec.get(key, default) for key, default in SPEC_DEFAULTS.items()
+           if key not in LATE_FIELDS or spec.get(key) is not None}
     out["env"] = {str(k): str(v) for k, v in (out["env"] or {}).items()}
     out["labels"] = {str(k): str(v) for k, v in (out["labels"] or {}).items()}
     out["ports"] = {str(k): v for k, v in (out["ports"] or {}).items()}
@@ -215,6 +221,7 @@ def create_kwargs(name: str, spec: dict[str, Any], labels: dict[str, str]) -> di
         "mem_limit": spec["memory"],
         "nano_cpus": int(float(spec["cpus"]) * 1e9) if spec["cpus"] else None,
         "pids_limit": spec["pids_limit"],
+        "shm_size": spec.get("shm_size"),
         "volumes": spec["volumes"] or None,
         # The SDK takes (address, port) tuples; YAML and JSON give lists.
         "ports": {k: tuple(v) if isinstance(v, list) else v for k, v in spec["ports"].items()} or None,
