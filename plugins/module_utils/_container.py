@@ -341,9 +341,6 @@ def wait_healthy(engine: Engine, name: str, timeout: float, poll: float = 0.1, t
         sleep(poll)
 
 
-
-
-
 def holder_spec(spec: dict[str, Any], image: str) -> dict[str, Any]:
     """The port holder's spec: the unit's host port bindings, forwarded to the unit by its alias.
 
@@ -381,8 +378,6 @@ def holder_spec(spec: dict[str, Any], image: str) -> dict[str, Any]:
         },
         "stop_timeout": 5,
     }
-
-
 
 
 def container_state(inspect: dict[str, Any] | None, slot: str) -> dict[str, Any] | None:

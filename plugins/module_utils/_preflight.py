@@ -16,11 +16,7 @@ from ansible_collections.aiops.mlstack.plugins.module_utils._gpu_placement impor
 from ansible_collections.aiops.mlstack.plugins.module_utils._redis_acl import FIELD as REDIS_ACL_FIELD
 from ansible_collections.aiops.mlstack.plugins.module_utils._redis_acl import permission_errors
 from ansible_collections.aiops.mlstack.plugins.module_utils._security import HARDENING_RULES
-from ansible_collections.aiops.mlstack.plugins.module_utils._unit import (  # noqa: F401 - db_identifier re-exported
-    UPDATE_ORDERS,
-    database_volume,
-    db_identifier,
-)
+from ansible_collections.aiops.mlstack.plugins.module_utils._unit import UPDATE_ORDERS, database_volume
 
 # The fields of a unit's catalog entry (its host vars) that the collection reads.
 CATALOG_FIELDS = ("mlstack_unit_kind", "mlstack_unit_role", "mlstack_port", "mlstack_host_port", "mlstack_docker_host",
@@ -232,4 +228,3 @@ def clients_of(units: dict[str, dict[str, Any]], database: str) -> list[str]:
     return sorted(name for name, entry in units.items()
                   if entry.get("mlstack_unit_kind") == "service"
                   and database in (entry.get("mlstack_depends_on") or []))
-
