@@ -41,6 +41,10 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / ".ansible" / "collections"))
+
+from ansible_collections.aiops.mlstack.plugins.module_utils._unit import container_name, holder_name  # noqa: E402
+
 TOOLS = ROOT / "benchmarks" / ".tools"
 COMPOSE_VERSION = "2.40.3"
 PROJECT = "mlbench"
@@ -146,7 +150,7 @@ def compose_service(unit: str, entry: dict[str, Any], info: dict[str, Any], unit
         service["networks"][role] = {"aliases": [unit]}
     ports = []
     # Compose binds a published unit's port on the service itself; phase5 on its port holder.
-    holder = subprocess.run(["docker", "inspect", f"{info['Name'].lstrip('/')}_port"], capture_output=True,
+    holder = subprocess.run(["docker", "inspect", holder_name(info['Name'].lstrip('/'))], capture_output=True,
                             text=True, check=False)
     bound = json.loads(holder.stdout)[0]["HostConfig"] if holder.returncode == 0 else host
     for container_port, bindings in (bound.get("PortBindings") or {}).items():
@@ -162,7 +166,7 @@ def compose_service(unit: str, entry: dict[str, Any], info: dict[str, Any], unit
 
 
 def stack_compose(units: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    services = {u: compose_service(u, e, inspect(f"mlstack-{u}"), set(units)) for u, e in units.items()}
+    services = {u: compose_service(u, e, inspect(container_name(u)), set(units)) for u, e in units.items()}
     volumes = sorted({v.split(":")[0] for s in services.values() for v in s.get("volumes", [])
                       if v.startswith(f"{PROJECT}-")})
     return {"name": PROJECT, "services": services, "volumes": {v: {"name": v} for v in volumes},

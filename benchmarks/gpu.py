@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / ".ansible" / "collections"))
 
 from ansible_collections.aiops.mlstack.plugins.module_utils import _nvml  # noqa: E402
+from ansible_collections.aiops.mlstack.plugins.module_utils._unit import container_name  # noqa: E402
 
 FIGURES = ("index", "name", "memory_used_mb", "memory_total_mb", "utilization_gpu_pct", "power_w")
 PROMPT = "Explain in a few sentences why the sky is blue."
@@ -118,7 +119,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--url", help="an OpenAI-compatible server instead of the deployed llm unit")
-    parser.add_argument("--container", default="mlstack-llm")
+    parser.add_argument("--container", default=container_name("llm"))
     parser.add_argument("--network", default="mlstack_backend")
     parser.add_argument("--sample-s", type=float, default=0.5)
     parser.add_argument("--json", type=Path)

@@ -19,6 +19,7 @@ import json
 import os
 import statistics
 import subprocess
+import sys
 import time
 import uuid
 import wave
@@ -27,7 +28,17 @@ from pathlib import Path
 import jwt
 import requests
 
-SECRETS = Path(os.environ.get("MLSTACK_SECRETS_DIR", Path.home() / ".local/share/mlstack/secrets"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / ".ansible" / "collections"))
+
+from ansible_collections.aiops.mlstack.plugins.module_utils._unit import (  # noqa: E402
+    container_name,
+    resolve_settings,
+)
+
+# The collection's own defaults (the environment standing in for the inventory's settings).
+SETTINGS = resolve_settings({"mlstack_secrets_dir": os.environ.get("MLSTACK_SECRETS_DIR"),
+                             "mlstack_backend_network": os.environ.get("MLSTACK_BACKEND_NETWORK")}, str(Path.home()))
+SECRETS = Path(SETTINGS.secrets_dir)
 VOICE = "http://127.0.0.1:8006"
 CHAT = "http://127.0.0.1:8007"
 PHRASES = ["turn on the lights", "what time is it", "play some music", "open the door", "stop"]
@@ -109,8 +120,8 @@ def bench_chat(rounds: int) -> dict[str, float]:
 
 def backend_url(unit: str, port: int) -> str:
     """An internal unit, at its address on the backend network."""
-    out = subprocess.run(["docker", "inspect", f"mlstack-{unit}"], capture_output=True, text=True, check=True).stdout
-    return f"http://{json.loads(out)[0]['NetworkSettings']['Networks']['mlstack_backend']['IPAddress']}:{port}"
+    out = subprocess.run(["docker", "inspect", container_name(unit)], capture_output=True, text=True, check=True).stdout
+    return f"http://{json.loads(out)[0]['NetworkSettings']['Networks'][SETTINGS.backend_network]['IPAddress']}:{port}"
 
 
 # Phrasings that are not among the examples the unit ships (data/intents.json), with the

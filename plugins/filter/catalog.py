@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ansible_collections.aiops.mlstack.plugins.module_utils._redis_acl import acl_rules
-from ansible_collections.aiops.mlstack.plugins.plugin_utils._preflight import catalog_of, clients_of, db_identifier
+from ansible_collections.aiops.mlstack.plugins.module_utils._unit import db_identifier
+from ansible_collections.aiops.mlstack.plugins.plugin_utils._preflight import catalog_of, clients_of
 
 
 def unit_clients(hostvars: Mapping[str, Any], units: list[str], database: str) -> list[dict[str, Any]]:

@@ -1,54 +1,50 @@
 # Copyright (c) mlstack maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What a service unit's container is given, derived from the catalog (docs/service-contract.md)."""
+"""What a service unit's container is given, derived from its resolved unit (docs/service-contract.md)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from ansible_collections.aiops.mlstack.plugins.plugin_utils._preflight import catalog_of, db_identifier
+from ansible_collections.aiops.mlstack.plugins.module_utils._unit import db_identifier
 
 
-def service_wiring(hostvars: Mapping[str, Any], unit: str, units: list[str]) -> dict[str, Any]:
-    """Environment and secret files of ``unit``: one block per dependency it declares.
+def _dependency_env(client: str, dep: Mapping[str, Any]) -> dict[str, str]:
+    """The environment one dependency gives ``client``: where it answers and where its credentials are."""
+    host, port, ident = dep["host"], str(dep["port"]), db_identifier(client)
+    files = f"/run/secrets/{dep['secret_file']}"
+    if dep["role"] == "redis":
+        return {"REDIS_HOST": host, "REDIS_PORT": port, "REDIS_USER": ident, "REDIS_PREFIX": f"{client}:",
+                "REDIS_PASSWORD_FILE": files}
+    if dep["role"] == "postgresql":
+        return {"POSTGRES_HOST": host, "POSTGRES_PORT": port, "POSTGRES_USER": ident, "POSTGRES_DB": ident,
+                "POSTGRES_PASSWORD_FILE": files}
+    if dep["role"] == "neo4j":
+        # Community edition has one user: every client shares the neo4j user's password.
+        return {"NEO4J_URI": f"bolt://{host}:{port}", "NEO4J_USER": "neo4j", "NEO4J_PASSWORD_FILE": files}
+    if dep["role"] == "qdrant":
+        # One API key per Qdrant unit (a read-write key; Qdrant has no per-client keys).
+        return {"QDRANT_URL": f"http://{host}:{port}", "QDRANT_API_KEY_FILE": files}
+    # Another service: reachable by its unit name on the backend network.
+    return {f"{db_identifier(dep['unit']).upper()}_URL": f"http://{host}:{port}"}
+
+
+def service_wiring(unit: Mapping[str, Any]) -> dict[str, Any]:
+    """Environment and secret files of a resolved unit (``aiops.mlstack.unit``): one block per dependency.
 
     Returns ``env`` (non-secret), ``secrets`` (file name in /run/secrets -> [secret unit,
     secret name] on the controller) and ``depends_on`` (container names to wait for).
     """
-    catalog = catalog_of(hostvars, units)
-    entry = catalog[unit]
-    ident = db_identifier(unit)
-    env: dict[str, str] = {"MLSTACK_UNIT": unit, "PORT": str(entry["mlstack_port"]), "JWT_AUDIENCE": unit,
+    name = unit["name"]
+    env: dict[str, str] = {"MLSTACK_UNIT": name, "PORT": str(unit["port"]), "JWT_AUDIENCE": name,
                            "JWT_PUBLIC_KEY_FILE": "/run/secrets/jwt_public.pem"}
     secrets: dict[str, list[str]] = {}
-    # Optional units (chat's reasoning) are wired when they are in the catalog, never awaited.
-    optional = [u for u in entry.get("mlstack_optional") or [] if u in catalog]
-    for dep in list(entry.get("mlstack_depends_on") or []) + optional:
-        role = catalog.get(dep, {}).get("mlstack_unit_role")
-        port = str(catalog.get(dep, {}).get("mlstack_port"))
-        if role == "redis":
-            env.update(REDIS_HOST=dep, REDIS_PORT=port, REDIS_USER=ident, REDIS_PREFIX=f"{unit}:",
-                       REDIS_PASSWORD_FILE="/run/secrets/redis_password")
-            secrets["redis_password"] = [dep, ident]
-        elif role == "postgresql":
-            env.update(POSTGRES_HOST=dep, POSTGRES_PORT=port, POSTGRES_USER=ident, POSTGRES_DB=ident,
-                       POSTGRES_PASSWORD_FILE="/run/secrets/postgres_password")
-            secrets["postgres_password"] = [dep, ident]
-        elif role == "neo4j":
-            # Community edition has one user: every client shares the neo4j user's password.
-            env.update(NEO4J_URI=f"bolt://{dep}:{port}", NEO4J_USER="neo4j",
-                       NEO4J_PASSWORD_FILE="/run/secrets/neo4j_password")
-            secrets["neo4j_password"] = [dep, "neo4j"]
-        elif role == "qdrant":
-            # One API key per Qdrant unit (a read-write key; Qdrant has no per-client keys).
-            env.update(QDRANT_URL=f"http://{dep}:{port}", QDRANT_API_KEY_FILE="/run/secrets/qdrant_api_key")
-            secrets["qdrant_api_key"] = [dep, "api_key"]
-        else:
-            # Another service: reachable by its unit name on the backend network.
-            env[f"{db_identifier(dep).upper()}_URL"] = f"http://{dep}:{port}"
-    awaited = [f"mlstack-{dep}" for dep in entry.get("mlstack_depends_on") or []]
-    return {"env": env, "secrets": secrets, "depends_on": awaited}
+    for dep in unit["depends_on"]:
+        env.update(_dependency_env(name, dep))
+        if dep["secret"]:
+            secrets[dep["secret_file"]] = list(dep["secret"])
+    return {"env": env, "secrets": secrets, "depends_on": list(unit["awaited"])}
 
 
 class FilterModule:

@@ -50,12 +50,14 @@ SPEC_DEFAULTS: dict[str, Any] = {
     "stop_timeout": None,
     # GPU device ids (UUIDs or indexes) handed to the NVIDIA runtime; empty means no GPU.
     "gpus": [],
+    # Size of /dev/shm (Docker's shm_size, e.g. "1g"); unset: Docker's 64m.
+    "shm_size": None,
 }
 
 # Keys added to SPEC_DEFAULTS after units were deployed with the hash: each is left out of
 # the hash while it holds its default, so that adding a key recreates no deployed unit
 # (every key in the hash changes every unit's hash). Name every key added from now on here.
-HASH_OMITS_DEFAULT: frozenset[str] = frozenset()
+HASH_OMITS_DEFAULT: frozenset[str] = frozenset({"shm_size"})
 
 
 class SpecError(ValueError):
@@ -215,6 +217,7 @@ def create_kwargs(name: str, spec: dict[str, Any], labels: dict[str, str]) -> di
         "mem_limit": spec["memory"],
         "nano_cpus": int(float(spec["cpus"]) * 1e9) if spec["cpus"] else None,
         "pids_limit": spec["pids_limit"],
+        "shm_size": spec["shm_size"],
         "volumes": spec["volumes"] or None,
         # The SDK takes (address, port) tuples; YAML and JSON give lists.
         "ports": {k: tuple(v) if isinstance(v, list) else v for k, v in spec["ports"].items()} or None,

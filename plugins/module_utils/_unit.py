@@ -10,6 +10,9 @@ target and plugins on the controller both import it.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from typing import Any
 
 UPDATE_ORDERS = ("start-first", "stop-first")
@@ -47,3 +50,263 @@ def holder_name(name: str) -> str:
 def next_name(name: str) -> str:
     """The candidate that proves a new spec beside the serving container (update_order start-first)."""
     return f"{name}_next"
+
+
+def database_volume(unit: str) -> str:
+    """The named volume a database unit keeps its data on (kept by destroy unless purged)."""
+    return f"mlstack-{unit}-data"
+
+
+def db_identifier(unit: str) -> str:
+    """A unit name as a database user / role / key prefix identifier."""
+    return unit.replace("-", "_")
+
+
+# What a setting is when neither the unit's entry nor the collection-wide settings name it.
+DEFAULT_DOCKER_URL = "unix:///var/run/docker.sock"
+DEFAULT_RUNTIME_DIR = "/var/lib/mlstack"
+SECRETS_SUBDIR = ".local/share/mlstack/secrets"
+# The port a database role listens on when its entry names none (the image's own default).
+ROLE_PORTS = {"redis": 6379, "postgresql": 5432, "neo4j": 7687, "qdrant": 6333}
+# Where a service finds the credentials a database of each role gives it: the file under
+# /run/secrets, and the secret's name in the database unit's directory (None: the service's
+# own identifier, one user per service).
+CREDENTIALS = {"redis": ("redis_password", None), "postgresql": ("postgres_password", None),
+               "neo4j": ("neo4j_password", "neo4j"), "qdrant": ("qdrant_api_key", "api_key")}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The collection-wide settings, every fallback applied (the same for every unit of a run)."""
+
+    docker_url: str
+    secrets_dir: str
+    runtime_dir: str
+    backend_network: str
+    frontend_network: str
+    recreate: str
+    image_source: str
+    vault_password_file: str
+    strict: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """A unit this one is wired to: where it answers and which credentials it hands out."""
+
+    unit: str
+    role: str | None
+    container: str
+    host: str
+    port: int | None
+    awaited: bool
+    secret_file: str | None
+    secret: tuple[str, str] | None
+
+
+@dataclass(frozen=True)
+class ResolvedUnit:
+    """One unit's inventory entry with every fallback applied and every derived value.
+
+    Roles, verify, the playbooks, the wiring filter and the benchmarks read a unit from
+    here (filter ``aiops.mlstack.unit``), so that a name or a default exists once.
+    """
+
+    name: str
+    kind: str | None
+    role: str | None
+    port: int | None
+    host_port: int | None
+    docker_host: str
+    docker_url: str
+    container: str
+    candidate: str
+    previous: str
+    replaced: str
+    holder: str
+    port_holder: bool
+    port_holder_image: str
+    data_volume: str | None
+    runtime_dir: str
+    secrets_dir: str
+    networks: tuple[dict[str, Any], ...]
+    backend_network: str
+    depends_on: tuple[Dependency, ...]
+    awaited: tuple[str, ...]
+    critical: bool
+    update_order: str
+    recreate: str
+    image_source: str
+    hardening: dict[str, Any]
+    gpu: dict[str, Any]
+    security_exceptions: dict[str, Any]
+    latency_bound_ms: float | None
+    health_path: str
+    health_timeout: float
+    start_period: float
+    memory: str | None
+    cpus: float | None
+    shm_size: str | None
+    env: dict[str, Any]
+    image: dict[str, Any]
+    catalog_version: str
+    vault_password_file: str
+    strict: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for Jinja (lists, dicts, str, numbers, None)."""
+        out = asdict(self)
+        out["networks"] = [dict(n) for n in self.networks]
+        out["depends_on"] = [{**asdict(d), "secret": list(d.secret) if d.secret else None} for d in self.depends_on]
+        out["awaited"] = list(self.awaited)
+        return out
+
+
+def _flag(value: Any, default: bool) -> bool:
+    """Inventory booleans arrive as bools or as the strings YAML and ``-e`` give."""
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in ("true", "yes", "on", "1")
+
+
+def _int(value: Any) -> int | None:
+    return None if value in (None, "", 0, "0") else int(value)
+
+
+def _number(value: Any, default: float | None) -> float | None:
+    # Kept as given (2 stays 2, 2.0 stays 2.0): the value may reach a spec, whose hash sees the type.
+    if value is None or value == "":
+        return default
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    text = str(value).strip()
+    return int(text) if text.lstrip("-").isdigit() else float(text)
+
+
+def _text(value: Any, default: str) -> str:
+    return default if value in (None, "") else str(value)
+
+
+def resolve_settings(settings: Mapping[str, Any], home: str) -> Settings:
+    """The collection-wide settings (``mlstack_docker_url`` ...) with their defaults.
+
+    ``home``: the controller's $HOME, under which the secrets directory is by default.
+    """
+    return Settings(
+        docker_url=_text(settings.get("mlstack_docker_url"), DEFAULT_DOCKER_URL),
+        secrets_dir=_text(settings.get("mlstack_secrets_dir"), f"{home.rstrip('/')}/{SECRETS_SUBDIR}"),
+        runtime_dir=_text(settings.get("mlstack_runtime_dir"), DEFAULT_RUNTIME_DIR).rstrip("/"),
+        backend_network=_text(settings.get("mlstack_backend_network"), "mlstack_backend"),
+        frontend_network=_text(settings.get("mlstack_frontend_network"), "mlstack_frontend"),
+        recreate=_text(settings.get("mlstack_recreate"), "if_changed"),
+        image_source=_text(settings.get("mlstack_image_source"), "auto"),
+        vault_password_file=_text(settings.get("mlstack_vault_password_file"), ""),
+        strict=_flag(settings.get("mlstack_strict"), False),
+    )
+
+
+def unit_port(entry: Mapping[str, Any]) -> int | None:
+    """The port a unit listens on inside its container: its entry's, else its role's usual one."""
+    return _int(entry.get("mlstack_port")) or ROLE_PORTS.get(str(entry.get("mlstack_unit_role")))
+
+
+def _dependency(client: str, dep: str, peer: Mapping[str, Any], awaited: bool) -> Dependency:
+    role = peer.get("mlstack_unit_role")
+    secret_file, secret_name = CREDENTIALS.get(str(role), (None, None))
+    return Dependency(unit=dep, role=role, container=container_name(dep), host=dep, port=unit_port(peer),
+                      awaited=awaited, secret_file=secret_file,
+                      secret=(dep, secret_name or db_identifier(client)) if secret_file else None)
+
+
+def _dependencies(name: str, entry: Mapping[str, Any],
+                  peers: Mapping[str, Mapping[str, Any]]) -> tuple[Dependency, ...]:
+    """Awaited dependencies first, in declared order, then the optional units the catalog has."""
+    awaited = list(entry.get("mlstack_depends_on") or [])
+    # A critical unit's non-critical helpers are wired when they are in the catalog, never awaited.
+    optional = [u for u in entry.get("mlstack_optional") or [] if u in peers and u not in awaited]
+    return tuple(_dependency(name, dep, peers.get(dep) or {}, awaited=dep in awaited) for dep in awaited + optional)
+
+
+def _networks(name: str, kind: str | None, published: bool, settings: Settings) -> tuple[dict[str, Any], ...]:
+    # Every unit answers under its unit name on the backend network; a published service
+    # joins the frontend network first, where its host ports are bound (the port holder
+    # joins that first network only).
+    backend = {"name": settings.backend_network, "aliases": [name]}
+    if kind == "service" and published:
+        return ({"name": settings.frontend_network, "aliases": [name]}, backend)
+    return (backend,)
+
+
+def _update_order(kind: str | None, entry: Mapping[str, Any]) -> str:
+    # A database owns its data volume: one process at a time, so it is always replaced
+    # stop-first. A service is replaced start-first (its candidate proven beside it, no
+    # gap) unless its entry says otherwise (a service with a data volume: preflight).
+    if kind == "database":
+        return "stop-first"
+    return _text(entry.get("mlstack_update_order"), "start-first")
+
+
+def _gpu(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """The GPU request (placed by playbooks/gpu.yml); ``devices``: GPUs set by hand (None: as placed)."""
+    devices = entry.get("mlstack_gpus")
+    return {"mode": _text(entry.get("mlstack_gpu"), "none"), "memory_mb": _int(entry.get("mlstack_gpu_memory_mb")) or 0,
+            "device": None if entry.get("mlstack_gpu_device") in (None, "") else str(entry["mlstack_gpu_device"]),
+            "devices": None if devices is None else [str(d) for d in devices],
+            "env": dict(entry.get("mlstack_gpu_env") or {})}
+
+
+def _image(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """The unit's image: a reference to pull, a recipe to build (None: the role's), each also for a GPU."""
+    return {"ref": _text(entry.get("mlstack_image"), ""), "ref_gpu": _text(entry.get("mlstack_image_gpu"), ""),
+            "recipe": entry.get("mlstack_image_recipe") or None,
+            "recipe_gpu": entry.get("mlstack_image_recipe_gpu") or None}
+
+
+def resolve(name: str, entry: Mapping[str, Any], settings: Mapping[str, Any] | Settings, *,
+            peers: Mapping[str, Mapping[str, Any]] | None = None, home: str = "") -> ResolvedUnit:
+    """One unit, every fallback applied and every name derived.
+
+    ``entry``: the unit's host vars (its catalog entry); ``settings``: the collection-wide
+    variables (or :func:`resolve_settings`' result); ``peers``: the catalog entries of the
+    units it names in ``mlstack_depends_on`` / ``mlstack_optional`` (absent: not in the
+    catalog; an optional one is then not wired).
+    """
+    common = settings if isinstance(settings, Settings) else resolve_settings(settings, home)
+    kind = entry.get("mlstack_unit_kind")
+    role = entry.get("mlstack_unit_role") or None
+    host_port = _int(entry.get("mlstack_host_port"))
+    container = container_name(name)
+    deps = _dependencies(name, entry, peers or {})
+    data_volume = database_volume(name) if kind == "database" else (entry.get("mlstack_data_volume") or None)
+    return ResolvedUnit(
+        name=name, kind=kind, role=role, port=unit_port(entry), host_port=host_port,
+        docker_host=_text(entry.get("mlstack_docker_host"), "localhost"), docker_url=common.docker_url,
+        container=container, candidate=next_name(container), previous=previous_name(container),
+        replaced=side_name(container), holder=holder_name(container),
+        # A published service binds its host port through a port holder unless it opted out.
+        port_holder=kind == "service" and host_port is not None and _flag(entry.get("mlstack_port_holder"), True),
+        port_holder_image=_text(entry.get("mlstack_port_holder_image"), ""),
+        data_volume=data_volume, runtime_dir=f"{common.runtime_dir}/{name}", secrets_dir=common.secrets_dir,
+        networks=_networks(name, kind, host_port is not None, common), backend_network=common.backend_network,
+        depends_on=deps, awaited=tuple(d.container for d in deps if d.awaited),
+        # Critical only when the inventory says so: what preflight and verify already assumed.
+        critical=_flag(entry.get("mlstack_critical"), False),
+        update_order=_update_order(kind, entry), recreate=common.recreate, image_source=common.image_source,
+        hardening=copy.deepcopy(HARDENING), gpu=_gpu(entry),
+        security_exceptions=dict(entry.get("mlstack_security_exceptions") or {}),
+        latency_bound_ms=_number(entry.get("mlstack_latency_bound_ms"), None),
+        health_path=_text(entry.get("mlstack_health_path"), "/health"),
+        health_timeout=_number(entry.get("mlstack_health_timeout"), 300),
+        start_period=_number(entry.get("mlstack_start_period"), 120),
+        memory=None if entry.get("mlstack_memory") in (None, "") else str(entry["mlstack_memory"]),
+        cpus=_number(entry.get("mlstack_cpus"), None),
+        shm_size=None if entry.get("mlstack_shm_size") in (None, "") else str(entry["mlstack_shm_size"]),
+        env=dict(entry.get("mlstack_env") or {}), image=_image(entry),
+        catalog_version=_text(entry.get("mlstack_catalog_version"), "1"),
+        vault_password_file=common.vault_password_file, strict=common.strict,
+    )

@@ -15,7 +15,7 @@ from typing import Any
 from ansible_collections.aiops.mlstack.plugins.module_utils._gpu_placement import request_errors
 from ansible_collections.aiops.mlstack.plugins.module_utils._redis_acl import FIELD as REDIS_ACL_FIELD
 from ansible_collections.aiops.mlstack.plugins.module_utils._redis_acl import permission_errors
-from ansible_collections.aiops.mlstack.plugins.module_utils._unit import UPDATE_ORDERS
+from ansible_collections.aiops.mlstack.plugins.module_utils._unit import UPDATE_ORDERS, database_volume
 from ansible_collections.aiops.mlstack.plugins.plugin_utils._security import HARDENING_RULES
 
 # The fields of a unit's catalog entry (its host vars) that the collection reads.
@@ -144,7 +144,7 @@ def _check_ports(units: dict[str, dict[str, Any]], errors: list[str]) -> None:
 def _check_volumes(units: dict[str, dict[str, Any]], errors: list[str]) -> None:
     """A service's data volume: a Docker volume name, its own (one owner per Docker host), replaced stop-first."""
     owners: dict[tuple[str, str], str] = {
-        (str(entry.get("mlstack_docker_host")), f"mlstack-{name}-data"): name
+        (str(entry.get("mlstack_docker_host")), database_volume(name)): name
         for name, entry in units.items() if entry.get("mlstack_unit_kind") == "database"}
     for name in sorted(units):
         volume = units[name].get("mlstack_data_volume")
@@ -228,8 +228,3 @@ def clients_of(units: dict[str, dict[str, Any]], database: str) -> list[str]:
     return sorted(name for name, entry in units.items()
                   if entry.get("mlstack_unit_kind") == "service"
                   and database in (entry.get("mlstack_depends_on") or []))
-
-
-def db_identifier(unit: str) -> str:
-    """A unit name as a database user / role / key prefix identifier."""
-    return unit.replace("-", "_")

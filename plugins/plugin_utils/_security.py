@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ansible_collections.aiops.mlstack.plugins.module_utils._unit import HARDENING
+
 # Tokens every /v1 endpoint must refuse with 401, and the one it must let through auth.
 ATTACKS = ("no_token", "expired", "forged", "wrong_audience")
 _ATTACK_WORDS = {"no_token": "request without a token", "expired": "expired token", "forged": "forged token",
@@ -24,7 +26,7 @@ METHODS = ("get", "post", "put", "patch", "delete")
 # exception names it in its catalog entry (mlstack_hardening_exceptions).
 HARDENING_RULES = ("non_root", "cap_drop_all", "read_only_root", "not_privileged", "no_new_privileges",
                    "pids_limit", "memory_limit", "cpu_limit", "no_docker_socket", "healthcheck",
-                   "published_ports", "no_host_network")
+                   "published_ports", "no_host_network", "log_rotation")
 
 # A signed JWT (header.claims.signature, base64url, JSON header and claims): the stack's
 # bearer credential. None belongs in a log or an evidence bundle, expired or not.
@@ -64,6 +66,22 @@ def published_host_ports(inspect: Mapping[str, Any]) -> list[int]:
     return sorted({int(b["HostPort"]) for spec in bindings.values() for b in spec or [] if b.get("HostPort")})
 
 
+def _baseline_checks(host: Mapping[str, Any]) -> dict[str, tuple[bool, str]]:
+    """The hardening baseline every container is created with (``_unit.HARDENING``), as Docker reports it."""
+    options = [o.replace("=", ":") for o in host.get("SecurityOpt") or []]
+    log = (host.get("LogConfig") or {}).get("Config") or {}
+    return {
+        "cap_drop_all": (set(HARDENING["cap_drop"]) <= set(host.get("CapDrop") or []),
+                         f"CapDrop={host.get('CapDrop')}"),
+        "read_only_root": (host.get("ReadonlyRootfs") is HARDENING["read_only"],
+                           f"ReadonlyRootfs={host.get('ReadonlyRootfs')}"),
+        "no_new_privileges": (all(o in options for o in HARDENING["security_opt"]),
+                              f"SecurityOpt={host.get('SecurityOpt')}"),
+        "log_rotation": (all(str(log.get(k)) == str(v) for k, v in HARDENING["log_options"].items()),
+                         f"LogConfig.Config={log}"),
+    }
+
+
 def hardening_findings(inspect: Mapping[str, Any], exceptions: Iterable[str] = (),
                        host_ports: Iterable[int | str | None] | None = None) -> dict[str, str]:
     """Rule -> what Docker reports that breaks it; rules the unit declared as exceptions are skipped.
@@ -77,12 +95,8 @@ def hardening_findings(inspect: Mapping[str, Any], exceptions: Iterable[str] = (
     mounts = [str(m.get("Source", "")) + " " + str(m.get("Destination", "")) for m in inspect.get("Mounts") or []]
     checks = {
         "non_root": (user not in ("", "0", "root") and not user.startswith(("0:", "root:")), f"User={user!r}"),
-        "cap_drop_all": ("ALL" in (host.get("CapDrop") or []), f"CapDrop={host.get('CapDrop')}"),
-        "read_only_root": (host.get("ReadonlyRootfs") is True, f"ReadonlyRootfs={host.get('ReadonlyRootfs')}"),
+        **_baseline_checks(host),
         "not_privileged": (host.get("Privileged") is False, f"Privileged={host.get('Privileged')}"),
-        "no_new_privileges": (any(o.replace("=", ":").startswith("no-new-privileges")
-                                  and not o.endswith("false") for o in host.get("SecurityOpt") or []),
-                              f"SecurityOpt={host.get('SecurityOpt')}"),
         "pids_limit": ((host.get("PidsLimit") or 0) > 0, f"PidsLimit={host.get('PidsLimit')}"),
         "memory_limit": ((host.get("Memory") or 0) > 0, f"Memory={host.get('Memory')}"),
         "cpu_limit": ((host.get("NanoCpus") or 0) > 0 or (host.get("CpuQuota") or 0) > 0,

@@ -17,7 +17,7 @@ KEY = 'k3y-with-"quotes"-and: colon'
 def _render(**overrides: object) -> dict:
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)
     env.filters["to_json"] = json.dumps
-    values = {"ansible_managed": "managed", "qdrant_unit": "qdrant", "qdrant_uid": 1000, "qdrant_port": 6333,
+    values = {"ansible_managed": "managed", "__qdrant_unit": {"name": "qdrant", "port": 6333}, "qdrant_uid": 1000,
               "qdrant_grpc_port": 6334, "secrets_values": {"api_key": KEY}, **overrides}
     text = env.from_string((ROLE / "templates" / "config.yaml.j2").read_text()).render(**values)
     return yaml.safe_load(text)
@@ -32,13 +32,13 @@ def test_config_carries_the_key_verbatim_and_the_ports() -> None:
 
 
 def test_the_port_follows_the_unit() -> None:
-    assert _render(qdrant_port=7000)["service"]["http_port"] == 7000
+    assert _render(__qdrant_unit={"name": "qdrant", "port": 7000})["service"]["http_port"] == 7000
 
 
 def test_the_key_is_not_in_the_container_environment() -> None:
     tasks = yaml.safe_load((ROLE / "tasks" / "main.yml").read_text())
     run = next(t for t in tasks if "aiops.mlstack.container" in t)
-    env = run["aiops.mlstack.container"]["spec"]["env"]
+    env = run["vars"]["__qdrant_spec"]["env"]
     assert not any("KEY" in name.upper() for name in env)
     write = next(t for t in tasks if "ansible.builtin.template" in t)
     assert write["no_log"] is True and write["ansible.builtin.template"]["mode"] == "0400"

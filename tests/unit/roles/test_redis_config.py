@@ -85,7 +85,8 @@ def test_a_bad_permission_is_never_rendered() -> None:
 
 def test_redis_conf_limits_scripts_and_output_buffers() -> None:
     defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
-    values = {"ansible_managed": "managed", "redis_port": 6379, "redis_appendonly": True, "redis_maxmemory": "256mb",
+    values = {"ansible_managed": "managed", "__redis_unit": {"port": 6379}, "redis_appendonly": True,
+              "redis_maxmemory": "256mb",
               **{k: v for k, v in defaults.items() if k.startswith(("redis_busy", "redis_client_output"))}}
     lines = _env().from_string((ROLE / "templates" / "redis.conf.j2").read_text()).render(**values).splitlines()
     assert "busy-reply-threshold 1000" in lines

@@ -8,6 +8,7 @@ import pytest
 
 from ansible_collections.aiops.mlstack.plugins.filter.catalog import credentials, unit_clients
 from ansible_collections.aiops.mlstack.plugins.filter.tree_hash import tree_hash
+from ansible_collections.aiops.mlstack.plugins.filter.unit import unit, unit_settings
 
 HOSTVARS = {
     "voice-interaction": {"mlstack_unit_kind": "service", "mlstack_depends_on": ["redis"],
@@ -60,7 +61,7 @@ def test_service_wiring_gives_each_dependency_its_block() -> None:
                  "mlstack_depends_on": ["redis", "postgresql", "llm"], "mlstack_optional": ["reasoning", "memory"]},
         "memory": {"mlstack_unit_kind": "service", "mlstack_unit_role": "ml_service", "mlstack_port": 8001},
     }
-    wiring = service_wiring(hostvars, "chat", list(hostvars))
+    wiring = service_wiring(unit("chat", hostvars))
     env = wiring["env"]
     assert env["REDIS_USER"] == "chat" and env["REDIS_PREFIX"] == "chat:" and env["REDIS_HOST"] == "redis"
     assert env["POSTGRES_DB"] == "chat" and env["POSTGRES_PORT"] == "5432"
@@ -91,7 +92,7 @@ def test_service_wiring_of_the_graph_and_vector_databases() -> None:
         "memory": {"mlstack_unit_kind": "service", "mlstack_unit_role": "ml_service", "mlstack_port": 8001,
                    "mlstack_depends_on": ["neo4j", "qdrant"]},
     }
-    wiring = service_wiring(hostvars, "memory", list(hostvars))
+    wiring = service_wiring(unit("memory", hostvars))
     env = wiring["env"]
     assert env["NEO4J_URI"] == "bolt://neo4j:7687" and env["NEO4J_USER"] == "neo4j"
     assert env["NEO4J_PASSWORD_FILE"] == "/run/secrets/neo4j_password"
@@ -113,3 +114,27 @@ def test_tree_hash_of_a_maven_recipe_ignores_the_fetched_jars(tmp_path: Path) ->
     assert tree_hash(str(tmp_path)) == with_pom
     (tmp_path / "pom.xml").write_text("<project><version>2</version></project>")
     assert tree_hash(str(tmp_path)) != with_pom
+
+
+def test_the_unit_filter_reads_the_entry_its_peers_and_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", "/home/op")
+    hostvars = {
+        "redis": {"mlstack_unit_kind": "database", "mlstack_unit_role": "redis", "mlstack_docker_url": "tcp://h:1"},
+        "localhost": {"mlstack_docker_url": "tcp://h:1"},
+        "chat": {"mlstack_unit_kind": "service", "mlstack_unit_role": "ml_service", "mlstack_port": 8007,
+                 "mlstack_docker_url": "tcp://h:1", "mlstack_depends_on": ["redis"],
+                 "mlstack_optional": ["localhost", "absent"]},
+    }
+    chat = unit("chat", hostvars)
+    assert chat["container"] == "mlstack-chat" and chat["docker_url"] == "tcp://h:1"
+    assert chat["secrets_dir"] == "/home/op/.local/share/mlstack/secrets"
+    # Only units are peers: a Docker host or a name outside the inventory is not wired.
+    assert [d["unit"] for d in chat["depends_on"]] == ["redis"] and chat["depends_on"][0]["port"] == 6379
+    assert unit_settings("localhost", hostvars)["docker_url"] == "tcp://h:1"
+
+
+def test_the_unit_filter_names_an_unknown_host() -> None:
+    from ansible.errors import AnsibleFilterError
+
+    with pytest.raises(AnsibleFilterError, match="'nope' is not an inventory host"):
+        unit("nope", {})

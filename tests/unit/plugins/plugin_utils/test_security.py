@@ -37,6 +37,7 @@ def test_attacks_are_judged_from_every_answer(attack: str, answers: dict[str, in
 HARDENED: dict[str, Any] = {
     "Config": {"User": "10001:10001", "Healthcheck": {"Test": ["CMD", "true"]}},
     "HostConfig": {"CapDrop": ["ALL"], "ReadonlyRootfs": True, "Privileged": False,
+                   "LogConfig": {"Type": "json-file", "Config": {"max-file": "3", "max-size": "10m"}},
                    "SecurityOpt": ["no-new-privileges:true"], "PidsLimit": 256, "Memory": 1 << 30,
                    "NanoCpus": 10**9},
     "Mounts": [{"Source": "/var/lib/mlstack/chat/secrets", "Destination": "/run/secrets"}],
@@ -56,6 +57,7 @@ def test_a_hardened_container_has_no_findings() -> None:
     ({"HostConfig": {**HARDENED["HostConfig"], "ReadonlyRootfs": False}}, "read_only_root"),
     ({"HostConfig": {**HARDENED["HostConfig"], "SecurityOpt": ["no-new-privileges:false"]}}, "no_new_privileges"),
     ({"HostConfig": {**HARDENED["HostConfig"], "PidsLimit": -1}}, "pids_limit"),
+    ({"HostConfig": {**HARDENED["HostConfig"], "LogConfig": {"Type": "json-file", "Config": {}}}}, "log_rotation"),
     ({"HostConfig": {**HARDENED["HostConfig"], "Memory": 0}}, "memory_limit"),
     ({"HostConfig": {**HARDENED["HostConfig"], "NanoCpus": 0}}, "cpu_limit"),
     ({"Mounts": [{"Source": "/var/run/docker.sock", "Destination": "/var/run/docker.sock"}]}, "no_docker_socket"),
