@@ -6,6 +6,11 @@ the alias has (asyncio's create_connection), and retries for MLSTACK_CONNECT_RET
 none answers: during a switch the old and the new container share the alias and the old one
 refuses as it stops, so a client never sees the switch.
 
+An address can outlive its container by a moment (resolved just before the stopped one left
+the network): a connect to it gets no answer at all, not a refusal. So the next address is
+tried after HAPPY_EYEBALLS_S without waiting for the first, and a whole attempt gives up after
+ATTEMPT_S and resolves anew, well inside a client's patience.
+
 ``port_holder.py --check``: the Docker healthcheck; every listening port accepts a connection.
 """
 
@@ -17,6 +22,8 @@ import socket
 import sys
 
 RETRY_S = float(os.environ.get("MLSTACK_CONNECT_RETRY_S", "10"))
+ATTEMPT_S = 2.0
+HAPPY_EYEBALLS_S = 0.25
 CHUNK = 65536
 
 
@@ -36,7 +43,8 @@ async def connect(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.S
     deadline = loop.time() + RETRY_S
     while True:
         try:
-            return await asyncio.wait_for(asyncio.open_connection(host, port), 5)
+            return await asyncio.wait_for(
+                asyncio.open_connection(host, port, happy_eyeballs_delay=HAPPY_EYEBALLS_S), ATTEMPT_S)
         except (TimeoutError, OSError):
             if loop.time() >= deadline:
                 raise

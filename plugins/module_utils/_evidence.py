@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -114,3 +114,27 @@ def finish(module: Any, unit: str, records: list[dict[str, Any]], fail_on_error:
     if not ok and fail_on_error:
         module.fail_json(msg=msg, ok=False, evidence=records)
     module.exit_json(changed=False, ok=ok, evidence=records, msg=msg)
+
+
+class Probe:
+    """One database unit's probe run: where to connect, and the records it has written so far.
+
+    A subclass says how its driver's errors read (``err``); both scrub the unit's secrets.
+    """
+
+    def __init__(
+        self, unit: str, host: str, port: int, timeout: float, connect: Callable[..., Any], secret_values: list[str]
+    ) -> None:
+        self.unit = unit
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        self.connect = connect
+        self.secrets = secret_values
+        self.records: list[dict[str, Any]] = []
+
+    def add(self, check: str, ok: bool, observed: dict[str, Any], message: str) -> None:
+        self.records.append(record(self.unit, check, ok, observed, scrub(message, self.secrets)))
+
+    def err(self, exc: BaseException) -> str:
+        return scrub(str(exc), self.secrets)

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from ansible_collections.aiops.mlstack.plugins.module_utils._evidence import record, scrub, stopwatch
+from ansible_collections.aiops.mlstack.plugins.module_utils._evidence import Probe, scrub, stopwatch
 from ansible_collections.aiops.mlstack.plugins.module_utils._postgres import (
     Connect,
     Service,
@@ -41,21 +41,7 @@ class _Rollback(Exception):
     """Raised inside the probe transaction to undo it once the probe has passed."""
 
 
-class _Probe:
-    def __init__(
-        self, unit: str, host: str, port: int, timeout: float, connect: Connect, secret_values: list[str]
-    ) -> None:
-        self.unit = unit
-        self.host = host
-        self.port = port
-        self.timeout = timeout
-        self.connect = connect
-        self.secrets = secret_values
-        self.records: list[dict[str, Any]] = []
-
-    def add(self, check: str, ok: bool, observed: dict[str, Any], message: str) -> None:
-        self.records.append(record(self.unit, check, ok, observed, scrub(message, self.secrets)))
-
+class _Probe(Probe):
     def err(self, exc: BaseException) -> str:
         return scrub(error_text(exc), self.secrets)
 

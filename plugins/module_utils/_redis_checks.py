@@ -15,7 +15,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ansible_collections.aiops.mlstack.plugins.module_utils._evidence import record, scrub, stopwatch
+from ansible_collections.aiops.mlstack.plugins.module_utils._evidence import Probe, stopwatch
 from ansible_collections.aiops.mlstack.plugins.module_utils._redis import (
     Connect,
     RedisUser,
@@ -57,21 +57,7 @@ def foreign_prefix(user: RedisUser, users: Sequence[RedisUser]) -> str:
 # --- the probes ----------------------------------------------------------------------
 
 
-class _Probe:
-    def __init__(
-        self, unit: str, host: str, port: int, timeout: float, connect: Connect, secret_values: list[str]
-    ) -> None:
-        self.unit = unit
-        self.host = host
-        self.port = port
-        self.timeout = timeout
-        self.connect = connect
-        self.secrets = secret_values
-        self.records: list[dict[str, Any]] = []
-
-    def add(self, check: str, ok: bool, observed: dict[str, Any], message: str) -> None:
-        self.records.append(record(self.unit, check, ok, observed, scrub(message, self.secrets)))
-
+class _Probe(Probe):
     def err(self, exc: BaseException) -> str:
         return describe_error(exc, self.secrets)
 

@@ -46,7 +46,8 @@ def test_a_no_op_phase5_on_a_host_with_every_core_busy_passes(
     FIGURES["busy_host_no_op"] = {"cores_busy": cores, "load_1m_at_end": round(load_1m, 2),
                                   "wall_s": round(time.monotonic() - started, 1), "rc": run.rc,
                                   "verdict": run.evidence["verdict"], "requests_ok": request_loop.ok,
-                                  "requests_failed": request_loop.failed}
+                                  "requests_failed": request_loop.failed,
+                                  "slowest_s": request_loop.slowest_s}
     assert run.rc == 0, run.output[-3000:]
     assert run.evidence["verdict"] == "pass", [
         (r["unit"], r["check"], r["message"]) for r in run.evidence["checks"] if not r["ok"]]

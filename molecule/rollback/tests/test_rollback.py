@@ -147,7 +147,8 @@ def test_on_demand_rollback_restores_the_previous_container(
         "rollback_switched": record["observed"].get("switched"),
         "requests_failed_during_upgrade": failed_during_upgrade,
         "requests_failed_during_rollback": request_loop.failed - failed_during_upgrade,
-        "requests_ok": request_loop.ok, "errors": request_loop.errors[:5]}
+        "requests_ok": request_loop.ok, "slowest_s": request_loop.slowest_s,
+        "errors": request_loop.errors[:5]}
     # The unit binds no host port (its port holder does): both switches are made with no gap.
     assert deployed["switched"] == "candidate promoted" and deployed["port_holder"]["action"] == "none"
     assert request_loop.failed == 0, f"requests failed during the upgrade or the rollback: {request_loop.errors[:5]}"

@@ -4,25 +4,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+# The fakes live beside their own tests (pytest puts this directory on sys.path).
+import test_postgres as fakes
 
-def _load(name: str) -> ModuleType:
-    """The fake server lives in test_postgres.py; load that file by path."""
-    path = Path(__file__).resolve().parent / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"_mlstack_fakes_{name}", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-fakes = _load("test_postgres")
 ADMIN_PW, SERVICES, md5_verifier = fakes.ADMIN_PW, fakes.SERVICES, fakes.md5_verifier
 FakePostgres, provision, check = fakes.FakePostgres, fakes.provision, fakes.check
 by_check, assert_no_secret = fakes.by_check, fakes.assert_no_secret

@@ -4,30 +4,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
-from types import ModuleType
 
 import psycopg
 import pytest
+
+# The fakes live beside their own tests (pytest puts this directory on sys.path).
+import test_postgres as fakes
 
 from ansible_collections.aiops.mlstack.plugins.module_utils import _postgres as pg
 from ansible_collections.aiops.mlstack.plugins.module_utils import _postgres_provision as prov
 from ansible_collections.aiops.mlstack.plugins.module_utils import _postgres_scram as scram
 
-
-def _load(name: str) -> ModuleType:
-    """The fake server lives in test_postgres.py; load that file by path."""
-    path = Path(__file__).resolve().parent / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"_mlstack_fakes_{name}", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-fakes = _load("test_postgres")
 ADMIN_PW, CHAT_PW, VOICE_PW, SALT = fakes.ADMIN_PW, fakes.CHAT_PW, fakes.VOICE_PW, fakes.SALT
 ALL_SECRETS, SERVICES = fakes.ALL_SECRETS, fakes.SERVICES
 FakePostgres, provision, assert_no_secret = fakes.FakePostgres, fakes.provision, fakes.assert_no_secret

@@ -8,27 +8,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import importlib.util
 import re
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+# The fakes live beside their own tests (pytest puts this directory on sys.path).
+import test_postgres as fakes
+
 from ansible_collections.aiops.mlstack.plugins.module_utils import _postgres_scram as scram
 
-
-def _load(name: str) -> ModuleType:
-    """The fake server and libpq's offline handle live in test_postgres.py; load it by path."""
-    path = Path(__file__).resolve().parent / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"_mlstack_fakes_{name}", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-fakes = _load("test_postgres")
 SALT = fakes.SALT
 
 # --- SCRAM -------------------------------------------------------------------------------

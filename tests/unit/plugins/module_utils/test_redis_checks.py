@@ -4,28 +4,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
-from types import ModuleType
 
 import pytest
+
+# The fakes live beside their own tests (pytest puts this directory on sys.path).
+import test_redis as fakes
 
 from ansible_collections.aiops.mlstack.plugins.module_utils import _redis as r
 from ansible_collections.aiops.mlstack.plugins.module_utils import _redis_checks as checks
 
-
-def _load(name: str) -> ModuleType:
-    """The fake server lives in test_redis.py; load that file by path."""
-    path = Path(__file__).resolve().parent / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"_mlstack_fakes_{name}", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-fakes = _load("test_redis")
 ADMIN_PW, CHAT_PW, VOICE_PW, USERS = fakes.ADMIN_PW, fakes.CHAT_PW, fakes.VOICE_PW, fakes.USERS
 FakeRedisServer, run = fakes.FakeRedisServer, fakes.run
 by_check, assert_no_secret = fakes.by_check, fakes.assert_no_secret
