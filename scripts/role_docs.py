@@ -20,12 +20,12 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-MARKUP = re.compile(r"\b([CIBVO])\(([^()]*)\)")
+MARKUP = re.compile(r"\b(C|I|B|V|O|M|RV|E|P)\(([^()]*)\)")
 BLOCK = re.compile(r"<!-- argument_specs:(?P<entry>[\w-]+) -->\n.*?<!-- /argument_specs -->", re.S)
 
 
 def _markdown(match: re.Match[str]) -> str:
-    """ansible-doc markup as Markdown: C(), V() and O() as code, I() italic, B() bold."""
+    """ansible-doc markup as Markdown: I() italic, B() bold, the rest (C(), O(), V(), M()...) as code."""
     kind, text = match.groups()
     return {"I": f"*{text}*", "B": f"**{text}**"}.get(kind, f"`{text}`")
 

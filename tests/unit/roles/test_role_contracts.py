@@ -1,14 +1,13 @@
 """Every role's contract: defaults/main.yml, meta/argument_specs.yml and README.md agree.
 
 STYLE.md (Roles): every public variable is ``<role>_*`` in defaults and appears in
-meta/argument_specs.yml with type, description, choices and the same default; the README's
-variables tables list exactly the entry points' options, with the same defaults and
-descriptions. Roles whose names start with ``_`` are private and not checked here.
+meta/argument_specs.yml with type, description, choices and the same default. The README's
+variables tables are rendered from the spec (scripts/role_docs.py, tests/unit/test_role_docs.py).
+Roles whose names start with ``_`` are private and not checked here.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -22,11 +21,6 @@ ROLES = sorted(p.name for p in ROLES_DIR.iterdir() if p.is_dir() and not p.name.
 # A default that is none unless the inventory sets it. validate_argument_spec checks the type of a
 # None value unless the spec's default is None too, so the spec gives no default (or null) here.
 _NONE_UNLESS_SET = re.compile(r"^\{\{\s*\w+\s*\|\s*default\(\s*(?:none|None|null)\s*\)\s*\}\}$")
-_MARKUP = re.compile(r"\b(?:C|O|V|M|RV|E|P)\(([^)]*)\)")
-_CELL_SPLIT = re.compile(r"(?<!\\)\|")
-_ENTRY_POINT_HEADING = re.compile(r"^Entry point `(\w+)`")
-_README_KINDS = {"no README table", "README row without option", "README row missing", "README default differs",
-                 "README description differs", "README table without entry point"}
 
 
 class Problem(NamedTuple):
@@ -71,39 +65,6 @@ def _is_template(value: Any) -> bool:
 def spec_default(value: Any) -> Any:
     """The default argument_specs must give for a value of defaults/main.yml."""
     return None if isinstance(value, str) and _NONE_UNLESS_SET.match(value) else value
-
-
-def render_default(value: Any) -> str:
-    """A default as a README table shows it, inside backticks: strings as they are, the rest as JSON."""
-    if isinstance(value, str):
-        return value if value else '""'
-    return json.dumps(value)
-
-
-def render_description(description: str | list[str]) -> str:
-    """An argument_specs description as one line of Markdown: C(x), O(x), M(x)... become `x`."""
-    text = " ".join(description) if isinstance(description, list) else description
-    return _MARKUP.sub(r"`\1`", " ".join(text.split()))
-
-
-def readme_tables(text: str) -> dict[str, dict[str, tuple[str, str]]]:
-    """Rows name -> (default cell, description) of the tables under "## Variables" (entry point
-    main) and under headings "## Entry point `<name>`"; tables under other headings are ignored."""
-    tables: dict[str, dict[str, tuple[str, str]]] = {}
-    section = None
-    for line in text.splitlines():
-        if line.startswith("#"):
-            heading = line.lstrip("#").strip()
-            match = _ENTRY_POINT_HEADING.match(heading)
-            section = "main" if heading == "Variables" else match.group(1) if match else None
-            continue
-        if section is None or not line.startswith("|"):
-            continue
-        cells = [cell.strip().replace("\\|", "|") for cell in _CELL_SPLIT.split(line.strip())[1:-1]]
-        name = re.fullmatch(r"`(\w+)`", cells[0]) if cells else None
-        if name and len(cells) == 3:
-            tables.setdefault(section, {})[name.group(1)] = (cells[1], cells[2])
-    return tables
 
 
 def _check(role: str, problems: list[Problem], kinds: set[str]) -> None:
@@ -171,42 +132,6 @@ def test_every_option_is_typed_described_and_defaulted(role: str) -> None:
     _check(role, problems, {"undocumented", "not defaulted", "default not a choice", "no elements"})
 
 
-@pytest.mark.parametrize("role", ROLES)
-def test_readme_tables_list_every_option_with_its_default_and_description(role: str) -> None:
-    readme = ROLES_DIR / role / "README.md"
-    if not readme.is_file():
-        pytest.fail(f"roles/{role}/README.md is missing")
-    tables, defaults = readme_tables(readme.read_text()), _defaults(role)
-    problems = []
-    for ep, options in _options(role).items():
-        rows = tables.pop(ep, None)
-        heading = "## Variables" if ep == "main" else f"## Entry point `{ep}`"
-        if rows is None:
-            problems.append(Problem("-", ep, "no README table", f"README.md needs a table under {heading!r}"))
-            continue
-        for name in sorted(set(rows) - set(options)):
-            problems.append(Problem(name, ep, "README row without option", "not in argument_specs"))
-        for name, option in options.items():
-            if name not in rows:
-                problems.append(Problem(name, ep, "README row missing", f"not in the table under {heading!r}"))
-                continue
-            shown, description = rows[name]
-            if name in defaults:
-                expected = f"`{render_default(defaults[name])}`"
-            elif option.get("required"):
-                expected = "required"
-            else:
-                expected = f"`{render_default(option.get('default'))}`"
-            if shown != expected:
-                problems.append(Problem(name, ep, "README default differs", f"shows {shown}, expected {expected}"))
-            if description != render_description(option.get("description", "")):
-                problems.append(Problem(name, ep, "README description differs",
-                                        f"{description!r} != {render_description(option.get('description', ''))!r}"))
-    for ep in tables:
-        problems.append(Problem("-", ep, "README table without entry point", "not in argument_specs"))
-    _check(role, problems, _README_KINDS)
-
-
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
@@ -219,26 +144,3 @@ def test_readme_tables_list_every_option_with_its_default_and_description(role: 
 )
 def test_spec_default_is_the_same_except_none_unless_set(value: Any, expected: Any) -> None:
     assert spec_default(value) == expected
-
-
-def test_readme_tables_are_read_by_section_with_escaped_pipes() -> None:
-    text = "\n".join([
-        "## Variables",
-        "| Name | Default | Description |",
-        "|------|---------|-------------|",
-        "| `a_port` | `{{ p \\| default(1) }}` | The `port`. |",
-        "## Entry point `unit`",
-        "| `a_unit` | required | Whose. |",
-        "## Facts",
-        "| `a_fact` | `x` | Not an option. |",
-    ])
-    assert readme_tables(text) == {
-        "main": {"a_port": ("`{{ p | default(1) }}`", "The `port`.")},
-        "unit": {"a_unit": ("required", "Whose.")},
-    }
-
-
-def test_descriptions_render_as_markdown() -> None:
-    assert render_description(["Uses C(x) and O(a_b)", "with M(aiops.mlstack.container)."]) == (
-        "Uses `x` and `a_b` with `aiops.mlstack.container`."
-    )
