@@ -1,12 +1,11 @@
-#!/usr/bin/env python3
 """Write each role's variables table from its meta/argument_specs.yml into its README.
 
 The argument spec is the one description of a role's options: ansible-core validates the
 role's input against it, and the README shows it. A README holds one generated block per
 entry point, between ``<!-- argument_specs:<entry> -->`` and ``<!-- /argument_specs -->``.
 
-    scripts/role_docs.py           rewrite the blocks
-    scripts/role_docs.py --check   exit 1 and name each README whose block is out of date
+    python scripts/role_docs.py           rewrite the blocks
+    python scripts/role_docs.py --check   exit 1 and name each README whose block is out of date
 """
 
 from __future__ import annotations
