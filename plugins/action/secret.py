@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.aiops.mlstack.plugins.plugin_utils._secrets import (
@@ -14,6 +15,7 @@ from ansible_collections.aiops.mlstack.plugins.plugin_utils._secrets import (
     drop_previous,
     ensure,
     ensure_keypair,
+    given,
     previous,
     rotate,
     rotation_started,
@@ -24,7 +26,7 @@ ROTATIONS = ("none", "begin", "end")
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("dir", "unit", "names", "length", "keypairs", "rotation", "rotation_names"))
+    _VALID_ARGS = frozenset(("dir", "unit", "names", "length", "keypairs", "rotation", "rotation_names", "given"))
     _requires_connection = False
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -52,6 +54,9 @@ class ActionModule(ActionBase):
             # a rotation already begun keeps its new value, an interrupted one is completed.
             rotating = {str(n) for n in args.get("rotation_names") or []}
             for name in [str(n) for n in args.get("names") or []]:
+                if boolean(args.get("given", False)):
+                    values[name] = given(base, unit, name)
+                    continue
                 if rotation == "begin" and name in rotating and not rotation_started(base, unit, name):
                     values[name] = rotate(base, unit, name, length, check)
                     created.append(f"{name} (rotated)")

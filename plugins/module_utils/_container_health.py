@@ -58,6 +58,9 @@ def slow_not_down(inspect: dict[str, Any]) -> bool:
     return any(mark in last for mark in _SLOW_MARKS)
 
 
+HEALTH_GATE_LABEL = "io.mlstack.health-gate"
+
+
 def health_state(inspect: dict[str, Any]) -> tuple[str, list[str]]:
     """Classify a container: healthy | starting | unhealthy | no-healthcheck | exited | restarting.
 
@@ -71,7 +74,11 @@ def health_state(inspect: dict[str, Any]) -> tuple[str, list[str]]:
     if not state.get("Running"):
         return "exited", log
     if not health:
-        return "no-healthcheck", log
+        # An image the collection knows nothing about may have no healthcheck at all: its unit
+        # declares on the container itself that running is all it can prove (the label), and
+        # the evidence says how weak that proof is. Any other container must have one.
+        labels = (inspect.get("Config") or {}).get("Labels") or {}
+        return ("healthy" if labels.get(HEALTH_GATE_LABEL) == "running" else "no-healthcheck"), log
     return str(health.get("Status", "starting")), log
 
 

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ansible_collections.aiops.mlstack.plugins.module_utils._unit_app import app_networks, app_settings
+
 UPDATE_ORDERS = ("start-first", "stop-first")
 
 # What every container the collection runs is locked down with (the units, the port
@@ -88,6 +90,8 @@ class Settings:
     image_source: str
     vault_password_file: str
     strict: bool
+    # Networks of imported (app) units: name -> {internal}; created with the stack's own.
+    app_networks: dict[str, Any]
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -152,6 +156,8 @@ class ResolvedUnit:
     shm_size: str | None
     env: dict[str, Any]
     image: dict[str, Any]
+    # An app unit's container settings (kind app: an image the collection knows nothing about).
+    app: dict[str, Any] | None
     catalog_version: str
     vault_password_file: str
     strict: bool
@@ -207,6 +213,8 @@ def resolve_settings(settings: Mapping[str, Any], home: str) -> Settings:
         image_source=_text(settings.get("mlstack_image_source"), "auto"),
         vault_password_file=_text(settings.get("mlstack_vault_password_file"), ""),
         strict=_flag(settings.get("mlstack_strict"), False),
+        app_networks={str(k): {"internal": bool((v or {}).get("internal"))}
+                      for k, v in (settings.get("mlstack_app_networks") or {}).items()},
     )
 
 
@@ -245,9 +253,12 @@ def _networks(name: str, kind: str | None, published: bool, settings: Settings) 
 def _update_order(kind: str | None, entry: Mapping[str, Any]) -> str:
     # A database owns its data volume: one process at a time, so it is always replaced
     # stop-first. A service is replaced start-first (its candidate proven beside it, no
-    # gap) unless its entry says otherwise (a service with a data volume: preflight).
+    # gap) unless its entry says otherwise (a service with a data volume: preflight). An
+    # app with a named volume is a database as far as the collection can tell.
     if kind == "database":
         return "stop-first"
+    if kind == "app" and entry.get("mlstack_data_volume"):
+        return _text(entry.get("mlstack_update_order"), "stop-first")
     return _text(entry.get("mlstack_update_order"), "start-first")
 
 
@@ -279,7 +290,8 @@ def resolve(name: str, entry: Mapping[str, Any], settings: Mapping[str, Any] | S
     common = settings if isinstance(settings, Settings) else resolve_settings(settings, home)
     kind = entry.get("mlstack_unit_kind")
     role = entry.get("mlstack_unit_role") or None
-    host_port = _int(entry.get("mlstack_host_port"))
+    app = app_settings(entry, f"{common.runtime_dir}/{name}") if kind == "app" else None
+    host_port = app["host_ports"][0] if app and app["host_ports"] else _int(entry.get("mlstack_host_port"))
     container = container_name(name)
     deps = _dependencies(name, entry, peers or {})
     data_volume = database_volume(name) if kind == "database" else (entry.get("mlstack_data_volume") or None)
@@ -289,10 +301,13 @@ def resolve(name: str, entry: Mapping[str, Any], settings: Mapping[str, Any] | S
         container=container, candidate=next_name(container), previous=previous_name(container),
         replaced=side_name(container), holder=holder_name(container),
         # A published service binds its host port through a port holder unless it opted out.
-        port_holder=kind == "service" and host_port is not None and _flag(entry.get("mlstack_port_holder"), True),
+        port_holder=kind in ("service", "app") and host_port is not None
+        and _flag(entry.get("mlstack_port_holder"), True),
         port_holder_image=_text(entry.get("mlstack_port_holder_image"), ""),
         data_volume=data_volume, runtime_dir=f"{common.runtime_dir}/{name}", secrets_dir=common.secrets_dir,
-        networks=_networks(name, kind, host_port is not None, common), backend_network=common.backend_network,
+        networks=app_networks(entry, name) if app and entry.get("mlstack_networks")
+        else _networks(name, kind, host_port is not None, common),
+        backend_network=common.backend_network,
         depends_on=deps, awaited=tuple(d.container for d in deps if d.awaited),
         # Critical only when the inventory says so: what preflight and verify already assumed.
         critical=_flag(entry.get("mlstack_critical"), False),
@@ -306,7 +321,7 @@ def resolve(name: str, entry: Mapping[str, Any], settings: Mapping[str, Any] | S
         memory=None if entry.get("mlstack_memory") in (None, "") else str(entry["mlstack_memory"]),
         cpus=_number(entry.get("mlstack_cpus"), None),
         shm_size=None if entry.get("mlstack_shm_size") in (None, "") else str(entry["mlstack_shm_size"]),
-        env=dict(entry.get("mlstack_env") or {}), image=_image(entry),
+        env=dict(entry.get("mlstack_env") or {}), image=_image(entry), app=app,
         catalog_version=_text(entry.get("mlstack_catalog_version"), "1"),
         vault_password_file=common.vault_password_file, strict=common.strict,
     )

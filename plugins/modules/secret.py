@@ -67,6 +67,12 @@ options:
     type: list
     elements: str
     default: []
+  given:
+    description:
+      - The secrets in O(names) are the user's own (stored by the compose import), read exactly as they are and
+        never generated; a missing one fails the task with the fix.
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""

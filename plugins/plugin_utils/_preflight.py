@@ -23,13 +23,13 @@ CATALOG_FIELDS = ("mlstack_unit_kind", "mlstack_unit_role", "mlstack_port", "mls
                   "mlstack_depends_on", "mlstack_optional", "mlstack_critical", "mlstack_update_order",
                   "mlstack_security_exceptions", "mlstack_privileged", "mlstack_gpu", "mlstack_gpu_memory_mb",
                   "mlstack_gpu_device", "mlstack_data_volume", "mlstack_latency_bound_ms",
-                  "mlstack_redis_acl")
+                  "mlstack_redis_acl", "mlstack_ports")
 # What a unit may declare it does without (a reason is required); all else is enforced and checked.
 # The hardening rules are the ones the verify role judges, so the two lists cannot drift apart.
 SECURITY_RULES = ("jwt", *HARDENING_RULES)
 UNIT_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
 VOLUME_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-KINDS = ("database", "service")
+KINDS = ("database", "service", "app")
 
 
 def _int_port(unit: str, field: str, value: Any, errors: list[str]) -> int | None:
@@ -60,7 +60,8 @@ def _check_unit(name: str, entry: dict[str, Any], units: dict[str, Any], docker_
     _int_port(name, "mlstack_port", entry.get("mlstack_port"), errors)
     # The GPU request's shape; whether it fits is decided on the Docker host's GPU facts (playbooks/gpu.yml).
     errors.extend(request_errors(name, entry))
-    if entry.get("mlstack_port") is None:
+    # An app (an imported compose service) may publish nothing and listen on no known port.
+    if entry.get("mlstack_port") is None and entry.get("mlstack_unit_kind") != "app":
         errors.append(f"unit {name}: mlstack_port is missing: set the port the unit listens on in its container")
     host = entry.get("mlstack_docker_host")
     if host not in docker_hosts:
@@ -130,15 +131,16 @@ def _check_ports(units: dict[str, dict[str, Any]], errors: list[str]) -> None:
     taken: dict[tuple[str, int], str] = {}
     for name in sorted(units):
         entry = units[name]
-        port = _int_port(name, "mlstack_host_port", entry.get("mlstack_host_port"), [])
-        if port is None:
-            continue
-        key = (str(entry.get("mlstack_docker_host")), port)
-        if key in taken:
-            errors.append(f"unit {name}: mlstack_host_port={port} is already published by unit {taken[key]} on "
-                          f"{key[0]}: give one of them another mlstack_host_port")
-        else:
-            taken[key] = name
+        ports = [("mlstack_host_port", _int_port(name, "mlstack_host_port", entry.get("mlstack_host_port"), []))]
+        ports += [("mlstack_ports", _int_port(name, "mlstack_ports", p.get("published"), errors))
+                  for p in entry.get("mlstack_ports") or []]
+        for field, port in dict.fromkeys((f, p) for f, p in ports if p is not None):
+            key = (str(entry.get("mlstack_docker_host")), port)
+            if key in taken:
+                errors.append(f"unit {name}: {field}={port} is already published by unit {taken[key]} on "
+                              f"{key[0]}: give one of them another host port")
+            else:
+                taken[key] = name
 
 
 def _check_volumes(units: dict[str, dict[str, Any]], errors: list[str]) -> None:

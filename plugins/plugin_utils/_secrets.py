@@ -180,3 +180,29 @@ def drop_previous(base: Path, unit: str, name: str, check_mode: bool = False) ->
     if not check_mode:
         before.unlink()
     return True
+
+
+def store(base: Path, unit: str, name: str, value: str, check_mode: bool = False) -> bool:
+    """Keep a secret the user gave (an imported one) as it is, 0600; True when the file changed."""
+    path = secret_path(base, unit, name)
+    if path.exists():
+        check_permissions(path)
+        if path.read_text(encoding="utf-8") == value:
+            return False
+    if check_mode:
+        return True
+    for directory in (base, path.parent):
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        check_permissions(directory)
+    _write_private(path, value.encode("utf-8"), replace=path.exists())
+    return True
+
+
+def given(base: Path, unit: str, name: str) -> str:
+    """A secret the user gave (``store``), exactly as given; never generated."""
+    path = secret_path(base, unit, name)
+    if not path.exists():
+        raise SecretError(f"{path} is missing: the unit's secrets come from its compose file; run "
+                          "playbooks/import_compose.yml again, or put the secret there (mode 0600)")
+    check_permissions(path)
+    return path.read_text(encoding="utf-8")

@@ -18,6 +18,16 @@ def test_container_without_healthcheck_is_not_healthy() -> None:
         health.wait_healthy(engine, "mlstack-redis", timeout=5)
 
 
+@pytest.mark.parametrize(("label", "running", "expected"), [
+    ("running", True, "healthy"), ("running", False, "exited"), (None, True, "no-healthcheck"),
+    ("healthcheck", True, "no-healthcheck")])
+def test_only_a_container_that_declares_the_running_gate_passes_without_a_healthcheck(
+        label: str | None, running: bool, expected: str) -> None:
+    inspect = {"State": {"Running": running, "Health": None},
+               "Config": {"Labels": {health.HEALTH_GATE_LABEL: label} if label else {}}}
+    assert health.health_state(inspect)[0] == expected
+
+
 def test_health_wait_ends_at_its_time_limit() -> None:
     engine = FakeEngine()
     deploy(engine)
