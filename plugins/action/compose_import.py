@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.aiops.mlstack.plugins.plugin_utils._action import validated
 from ansible_collections.aiops.mlstack.plugins.plugin_utils._compose_import import build_catalog, normalised, write
 from ansible_collections.aiops.mlstack.plugins.plugin_utils._compose_map import ImportFailure
 from ansible_collections.aiops.mlstack.plugins.plugin_utils._secrets import SecretError
@@ -30,10 +30,9 @@ class ActionModule(ActionBase):
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
-        validation = ArgumentSpecValidator(ARGUMENT_SPEC).validate(self._task.args)
-        if validation.error_messages:
-            return {**result, "failed": True, "msg": "; ".join(validation.error_messages)}
-        params = validation.validated_parameters
+        params, error = validated(self._task.args, ARGUMENT_SPEC)
+        if error:
+            return {**result, "failed": True, "msg": error}
         project_dir = Path(params["project_directory"]) if params["project_directory"] else None
         try:
             project = normalised(Path(params["src"]), project_dir, tuple(params["profiles"]))

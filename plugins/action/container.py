@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.aiops.mlstack.plugins.module_utils._container_task import (
@@ -26,6 +25,7 @@ from ansible_collections.aiops.mlstack.plugins.module_utils._docker_api import (
     DockerEngine,
     DockerException,
 )
+from ansible_collections.aiops.mlstack.plugins.plugin_utils._action import validated
 
 
 def runs_here(action: ActionBase) -> bool:
@@ -41,10 +41,9 @@ class ActionModule(ActionBase):
         if not runs_here(self):
             return {**result, **self._execute_module(module_name="aiops.mlstack.container",
                                                      module_args=self._task.args, task_vars=task_vars)}
-        validation = ArgumentSpecValidator(ARGUMENT_SPEC, required_if=REQUIRED_IF).validate(self._task.args)
-        if validation.error_messages:
-            return {**result, "failed": True, "msg": "; ".join(validation.error_messages)}
-        params = validation.validated_parameters
+        params, error = validated(self._task.args, ARGUMENT_SPEC, required_if=REQUIRED_IF)
+        if error:
+            return {**result, "failed": True, "msg": error}
         outcome = task_result(lambda: DockerEngine(params["docker_host"]), params, bool(self._play_context.check_mode),
                               bool(self._play_context.diff), (DockerException,))
         for warning in outcome.pop("warnings", []):

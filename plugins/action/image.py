@@ -13,11 +13,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.aiops.mlstack.plugins.action.container import runs_here
 from ansible_collections.aiops.mlstack.plugins.module_utils._docker_api import DockerEngine, DockerException
+from ansible_collections.aiops.mlstack.plugins.plugin_utils._action import validated
 from ansible_collections.aiops.mlstack.plugins.plugin_utils._image_supply import (
     SOURCES,
     Request,
@@ -126,10 +126,9 @@ class ActionModule(ActionBase):
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
-        validation = ArgumentSpecValidator(ARGUMENT_SPEC).validate(self._task.args)
-        if validation.error_messages:
-            return {**result, "failed": True, "msg": "; ".join(validation.error_messages)}
-        params = validation.validated_parameters
+        params, error = validated(self._task.args, ARGUMENT_SPEC)
+        if error:
+            return {**result, "failed": True, "msg": error}
         unit = str((task_vars or {}).get("inventory_hostname", "?"))
         try:
             request = Request(unit=unit, source=params["source"], pull_ref=params["pull_ref"], recipe=params["recipe"],
