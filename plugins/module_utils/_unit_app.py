@@ -24,6 +24,16 @@ def _ports(entry: Mapping[str, Any]) -> dict[str, list[Any]]:
     return out
 
 
+def _plain(value: Any) -> Any:
+    """Inventory data as plain dicts and lists (ansible-core hands lazy containers, which
+    dataclasses.asdict cannot rebuild)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
 def _argv(value: Any) -> list[str] | None:
     return None if value is None else [str(v) for v in value]
 
@@ -42,7 +52,7 @@ def app_settings(entry: Mapping[str, Any], runtime_dir: str) -> dict[str, Any]:
         "volumes": [str(v) for v in entry.get("mlstack_volumes") or []] + mounts,
         "ports": ports,
         "host_ports": sorted({int(binding[1]) for binding in ports.values()}),
-        "healthcheck": dict(entry["mlstack_healthcheck"]) if entry.get("mlstack_healthcheck") else None,
+        "healthcheck": _plain(entry["mlstack_healthcheck"]) if entry.get("mlstack_healthcheck") else None,
         "user": None if entry.get("mlstack_user") in (None, "") else str(entry["mlstack_user"]),
         "read_only": bool(entry.get("mlstack_read_only", False)),
         "cap_drop": [str(c) for c in entry.get("mlstack_cap_drop") or []],

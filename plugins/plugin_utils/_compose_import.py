@@ -35,6 +35,8 @@ from ansible_collections.aiops.mlstack.plugins.plugin_utils._compose_map import 
 from ansible_collections.aiops.mlstack.plugins.plugin_utils._secrets import store
 
 COMPOSE_VERSION = "5.6.1.0"
+# A dot file: Ansible reads every other file of an inventory directory as an inventory source.
+REPORT = ".import-report.json"
 
 
 def compose_binary() -> str:
@@ -163,7 +165,7 @@ def write(catalog: Catalog, dest: Path, secrets_dir: Path, check_mode: bool = Fa
         for rel, data in files.items():
             (staging / rel).parent.mkdir(parents=True, exist_ok=True)
             (staging / rel).write_text("---\n" + yaml.safe_dump(data, sort_keys=False, width=120))
-        (staging / "import-report.json").write_text(json.dumps(catalog.report, indent=2) + "\n")
+        (staging / REPORT).write_text(json.dumps(catalog.report, indent=2) + "\n")
         if dest.exists():
             shutil.rmtree(dest)
         staging.rename(dest)

@@ -471,3 +471,16 @@ def test_headline_says_a_failed_deploy_was_rolled_back_and_ignores_degraded_unit
     summary = {"verdict": "fail", "criteria": [], "checks": checks, "units": []}
     assert _bundle_markdown._headline(summary) == ("FAIL: deploy of voice-interaction failed and was rolled back "
                                                    "(the last good container serves); 2 of 2 checks failed")
+
+
+@pytest.mark.parametrize(("records", "ok", "detail"), [
+    # An imported compose stack: no Redis unit in the catalog, nothing to resolve.
+    ([_rec("web", "catalog", True, critical=False, role="app"), _rec("web", "unit_state", True, critical=False)],
+     True, "not applicable: the catalog has no Redis unit"),
+    # A Redis unit in the catalog that never reached verify: still unresolved.
+    ([_rec("redis", "catalog", True, critical=True, role="redis"), _rec("web", "unit_state", True, critical=False)],
+     False, "no passing auth_required and wrong_password_rejected checks for a Redis unit"),
+])
+def test_redis_authentication_is_judged_only_where_the_catalog_has_redis(records, ok, detail):
+    criterion = _bundle_verdict.mission_criteria(records, {"value": 2.0})[1]
+    assert (criterion["name"], criterion["ok"], criterion["detail"]) == ("Redis authentication resolved", ok, detail)

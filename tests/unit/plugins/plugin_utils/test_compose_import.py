@@ -91,7 +91,7 @@ def test_the_catalog_is_an_inventory_with_one_host_per_service_and_a_report(proj
     assert sorted(hosts["all"]["children"]["mlstack_units"]["children"]["mlstack_apps"]["hosts"]) == [
         "api", "batch", "cache", "db", "trainer"]
     assert yaml.safe_load((tmp_path / "inv" / "host_vars" / "db.yml").read_text())["mlstack_image"] == "local/db:1"
-    report = json.loads((tmp_path / "inv" / "import-report.json").read_text())
+    report = json.loads((tmp_path / "inv" / ".import-report.json").read_text())
     assert {"service": "api", "key": "container_name", "outcome": "ignored",
             "detail": "the collection names the container mlstack-<unit>"} in report
     assert result["changed"] is True
