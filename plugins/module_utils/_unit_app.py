@@ -58,7 +58,7 @@ def app_settings(entry: Mapping[str, Any], runtime_dir: str) -> dict[str, Any]:
         "cap_drop": [str(c) for c in entry.get("mlstack_cap_drop") or []],
         "cap_add": [str(c) for c in entry.get("mlstack_cap_add") or []],
         "labels": {str(k): str(v) for k, v in (entry.get("mlstack_labels") or {}).items()},
-        "restart_policy": RESTART.get(restart.split(":")[0], "unless-stopped"),
+        "restart_policy": RESTART.get(restart.split(":", maxsplit=1)[0], "unless-stopped"),
         "pids_limit": None if entry.get("mlstack_pids_limit") in (None, "") else int(entry["mlstack_pids_limit"]),
         "tmpfs": {str(k): str(v) for k, v in (entry.get("mlstack_tmpfs") or {}).items()},
         "stop_timeout": None if entry.get("mlstack_stop_timeout") in (None, "") else int(entry["mlstack_stop_timeout"]),

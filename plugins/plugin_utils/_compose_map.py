@@ -178,7 +178,7 @@ def _risks(service: str, spec: dict[str, Any], waived: dict[str, Any], out: Serv
         elif spec.get(key):
             out.errors.append(f"service {service}: {key}={spec[key]!r} (services.{service}.{key}) is not supported: "
                               "a unit gets its own namespaces and joins its networks")
-    if str(spec.get("user") or "").split(":")[0] in ("0", "root"):
+    if str(spec.get("user") or "").split(":", maxsplit=1)[0] in ("0", "root"):
         if _refuse(service, "root_user", f"services.{service}.user", waived, out):
             out.entry["mlstack_user"] = str(spec["user"])
 
@@ -264,7 +264,7 @@ def _volumes(service: str, value: Any, ctx: Context, waived: dict[str, Any], out
     named = [v for v in volumes if v.startswith(f"{ctx.project}_")]
     if named:
         # One process per volume: the unit is replaced stop-first, as Compose replaces it.
-        out.entry["mlstack_data_volume"] = named[0].split(":")[0]
+        out.entry["mlstack_data_volume"] = named[0].split(":", maxsplit=1)[0]
         out.entry["mlstack_update_order"] = "stop-first"
     out.note(service, "volumes", "mapped", "mlstack_volumes (named volumes kept by destroy unless purged)")
 
@@ -368,7 +368,7 @@ def _security_opt(service: str, value: Any, ctx: Context, waived: dict[str, Any]
 
 
 def _user(service: str, value: Any, ctx: Context, waived: dict[str, Any], out: ServiceMap) -> None:
-    if "mlstack_user" not in out.entry and str(value).split(":")[0] not in ("0", "root"):
+    if "mlstack_user" not in out.entry and str(value).split(":", maxsplit=1)[0] not in ("0", "root"):
         out.entry["mlstack_user"] = str(value)
     out.note(service, "user", "mapped", "mlstack_user")
 

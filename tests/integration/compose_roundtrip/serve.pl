@@ -1,4 +1,3 @@
-#!/usr/bin/perl
 # A unit of the compose round trip (Perl: the offline base image has it, and no Python).
 #   serve.pl http PORT [DATA_DIR]   answers every request 200 with $GREETING (appends DATA_DIR/hits)
 #   serve.pl tcp PORT               accepts connections and closes them (a port, no protocol)
