@@ -167,6 +167,33 @@ def test_a_second_phase5_changes_nothing(deployed: dict[str, Any]) -> None:
     assert recap and {host: int(n) for host, n in recap if int(n)} == {}
 
 
+def test_a_running_compose_project_is_adopted_not_recreated(project: Path, deployed: dict[str, Any]) -> None:
+    """The same file brought up by Compose first: phase5 adopts what matches and says why it
+    replaced the rest. api differs by design (its token moved out of the environment)."""
+    remove_everything()
+    compose(project, "up", "-d", "--wait")
+    before = {s: inspect(f"rt-{s}-1")["Id"] for s in SERVICES}  # type: ignore[index]
+    first = playbook("phase5.yml", deployed["inventory"], deployed["secrets"])
+    assert first.returncode == 0, first.stdout[-5000:]
+    evidence = json.loads((ROOT / "evidence" / "latest" / "evidence.json").read_text())
+    adoption = {r["unit"]: r["observed"] for r in evidence["checks"] if r["check"] == "adoption"}
+    assert {u: a["action"] for u, a in adoption.items()} == {
+        "api": "replaced", "docs": "adopted", "metrics": "adopted", "queue": "adopted", "store": "adopted",
+        "web": "adopted", "worker": "adopted"}
+    assert "env" in adoption["api"]["differs"]
+    for service in SERVICES:
+        now = inspect(f"mlstack-{service}")
+        assert now is not None
+        assert (now["Id"] == before[service]) is (service != "api"), service
+    assert inspect("mlstack-api_previous")["Id"] == before["api"]  # type: ignore[index]
+    assert evidence["verdict"] == "pass", [(r["unit"], r["check"], r["message"]) for r in evidence["checks"]
+                                           if not r["ok"]]
+    again = playbook("phase5.yml", deployed["inventory"], deployed["secrets"])
+    recap = re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", again.stdout, re.M)
+    assert again.returncode == 0 and recap and {h: int(n) for h, n in recap if int(n)} == {}
+    assert all(inspect(f"mlstack-{s}")["Id"] == before[s] for s in SERVICES if s != "api")  # type: ignore[index]
+
+
 def test_the_gpu_reservation_is_the_device_request_compose_would_send(project: Path) -> None:
     """No GPU here: the would-be spec's device request against Compose's normalised reservation."""
     from ansible_collections.aiops.mlstack.plugins.module_utils import _unit as u
