@@ -58,7 +58,8 @@ def test_tts_rate_changes_the_duration(voice_client: TestClient, auth: dict[str,
 
 @needs_espeak
 def test_tts_other_voice(voice_client: TestClient, auth: dict[str, str]) -> None:
-    assert voice_client.post("/v1/tts", json={"text": "guten tag", "voice": "de", "engine": "espeak-ng"}, headers=auth).status_code == 200
+    body = {"text": "guten tag", "voice": "de", "engine": "espeak-ng"}
+    assert voice_client.post("/v1/tts", json=body, headers=auth).status_code == 200
 
 
 @needs_espeak
@@ -87,7 +88,8 @@ def test_tts_bad_input(voice_client: TestClient, auth: dict[str, str], body: dic
 
 @needs_espeak
 def test_tts_unknown_voice_is_422(voice_client: TestClient, auth: dict[str, str]) -> None:
-    response = voice_client.post("/v1/tts", json={"text": "hi", "voice": "xx-nowhere", "engine": "espeak-ng"}, headers=auth)
+    response = voice_client.post("/v1/tts", json={"text": "hi", "voice": "xx-nowhere", "engine": "espeak-ng"},
+                                 headers=auth)
     assert response.status_code == 422
     assert "not installed" in response.json()["error"]["message"]
 

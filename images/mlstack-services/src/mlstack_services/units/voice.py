@@ -183,7 +183,9 @@ async def recognize(whisper: Whisper, request: Request, data: bytes, language: s
                 lambda: whisper.transcribe(pcm.data, pcm.duration_s, code, prompt, temperature, stop))
 
         return await while_connected(request, work)
-    except (AudioError, WhisperError) as exc:
+    except AudioError as exc:
+        raise ServiceError(exc.status, f"file: {exc}") from None
+    except WhisperError as exc:
         raise ServiceError(exc.status, str(exc)) from None
     except Cancelled:
         raise ServiceError(400, "the client went away: recognition stopped") from None
