@@ -352,16 +352,15 @@ def build(settings: Settings, registry: Registry, redis: RedisLike | None = None
         await anyio.to_thread.run_sync(whisper.load)
         await anyio.to_thread.run_sync(piper.load)
 
-    from .voice_openai import openai_router  # the OpenAI-compatible /v1/audio/*, on the same engines
+    from .voice_openai import add_openai_routes  # the OpenAI-compatible /v1/audio/*, on the same engines
 
-    openai = openai_router(whisper, speaker, metrics)
+    add_openai_routes(router, whisper, speaker, metrics)
 
     async def close() -> None:
         await client.aclose()
         if owns_engine:
             await anyio.to_thread.run_sync(stt_engine.close)
 
-    router.include_router(openai)
     return Unit(
         name="voice-interaction", router=router,
         checks={"redis": redis_check, "espeak-ng": espeak.check, "pocketsphinx": stt_check,

@@ -113,17 +113,16 @@ async def _transcription_form(request: Request) -> tuple[bytes, dict[str, str | 
     return data, fields
 
 
-def openai_router(whisper: Whisper, speaker: Speaker, metrics: VoiceMetrics) -> APIRouter:
+def add_openai_routes(router: APIRouter, whisper: Whisper, speaker: Speaker, metrics: VoiceMetrics) -> None:
+    """/audio/transcriptions and /audio/speech on the unit's /v1 router."""
     from .voice import recognize  # voice.py imports this module inside build()
-
-    router = APIRouter(prefix="/audio", tags=["voice-interaction", "openai"])
     verbose_ok = {"description": "json: {text}; verbose_json: language, duration, segments; text: plain text.",
                   "content": {"application/json": {"schema": {"oneOf": [
                       {"$ref": "#/components/schemas/Transcription"},
                       {"$ref": "#/components/schemas/VerboseTranscription"}]}},
                       "text/plain": {"schema": {"type": "string"}}}}
 
-    @router.post("/transcriptions", dependencies=[Depends(require_scope("voice:stt"))],
+    @router.post("/audio/transcriptions", tags=["openai"], dependencies=[Depends(require_scope("voice:stt"))],
                  openapi_extra=TRANSCRIBE_OPENAPI, response_model=None,
                  responses={**answers(504), 200: verbose_ok})
     async def transcriptions(request: Request) -> Any:
@@ -157,8 +156,9 @@ def openai_router(whisper: Whisper, speaker: Speaker, metrics: VoiceMetrics) -> 
                                      compression_ratio=s.compression_ratio, no_speech_prob=s.no_speech_prob)
                       for s in result.segments]).model_dump()
 
-    @router.post("/speech", dependencies=[Depends(require_scope("voice:tts")), Depends(require_json)],
-                 response_class=Response, responses=answers(504, ok=binary("audio/wav", "The speech, streamed.")))
+    @router.post("/audio/speech", tags=["openai"],
+                 dependencies=[Depends(require_scope("voice:tts")), Depends(require_json)], response_class=Response,
+                 responses=answers(504, ok=binary("audio/wav", "The speech, streamed.")))
     async def speech(request: Request, body: SpeechRequest) -> Response:
         engine = TTS_MODELS.get(body.model)
         if engine is None:
@@ -168,5 +168,3 @@ def openai_router(whisper: Whisper, speaker: Speaker, metrics: VoiceMetrics) -> 
             voice = None  # the unit's default Piper voice
         rate = max(80, min(450, round(160 * body.speed)))
         return await speaker.stream(request, body.input, engine, voice, rate)
-
-    return router
