@@ -168,7 +168,9 @@ class Whisper:
             for piece in pieces:  # a generator: each step decodes one more window
                 if stop is not None and stop.is_set():
                     raise Cancelled("the request was cancelled")
-                segments.append(Segment(len(segments), round(piece.start, 3), round(piece.end, 3), piece.text.strip(),
+                # Whisper predicts timestamps in 0.02 s steps and may place the last end past the audio.
+                end = round(min(piece.end, duration_s), 3)
+                segments.append(Segment(len(segments), round(min(piece.start, end), 3), end, piece.text.strip(),
                                         piece.avg_logprob, piece.no_speech_prob, piece.compression_ratio,
                                         tuple(piece.tokens), piece.temperature))
             elapsed = time.perf_counter() - start
