@@ -24,6 +24,12 @@ DEFAULT_MODEL_DIR = "/opt/models/whisper-base"
 MODEL_FILES = ("model.bin", "config.json", "tokenizer.json", "vocabulary.txt")
 
 
+def _SILENCE() -> Any:  # noqa: N802 - a constant made on demand (numpy loads with the model)
+    import numpy as np
+
+    return np.zeros(16000, dtype=np.float32)
+
+
 class WhisperError(ValueError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -126,7 +132,10 @@ class Whisper:
 
             if self.placement == "gpu":
                 try:
-                    self._model = WhisperModel(self.model_dir, device="cuda", compute_type="float16")
+                    model = WhisperModel(self.model_dir, device="cuda", compute_type="float16")
+                    # cuBLAS and cuDNN load on first use: one decode proves CUDA works, not just the device.
+                    list(model.transcribe(_SILENCE(), language="en", beam_size=1, vad_filter=False)[0])
+                    self._model = model
                     self.device, self.compute_type, self.note = "cuda", "float16", "GPU placement"
                     return
                 except Exception as exc:  # no driver, no cuBLAS, no device: the CPU still answers
