@@ -24,7 +24,8 @@ DEFAULT_MODEL_DIR = "/opt/models/whisper-base"
 MODEL_FILES = ("model.bin", "config.json", "tokenizer.json", "vocabulary.txt")
 
 
-def _SILENCE() -> Any:  # noqa: N802 - a constant made on demand (numpy loads with the model)
+def _silence() -> Any:
+    """One second of silence at 16 kHz (numpy is imported with the model, not at import time)."""
     import numpy as np
 
     return np.zeros(16000, dtype=np.float32)
@@ -134,7 +135,7 @@ class Whisper:
                 try:
                     model = WhisperModel(self.model_dir, device="cuda", compute_type="float16")
                     # cuBLAS and cuDNN load on first use: one decode proves CUDA works, not just the device.
-                    list(model.transcribe(_SILENCE(), language="en", beam_size=1, vad_filter=False)[0])
+                    list(model.transcribe(_silence(), language="en", beam_size=1, vad_filter=False)[0])
                     self._model = model
                     self.device, self.compute_type, self.note = "cuda", "float16", "GPU placement"
                     return
