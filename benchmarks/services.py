@@ -250,7 +250,7 @@ def voice_unit_stats() -> dict[str, float | str]:
     image = json.loads(subprocess.run(["docker", "image", "inspect", inspect["Image"]], capture_output=True,
                                       text=True, check=True).stdout)[0]
     read = subprocess.run(["docker", "exec", name, "cat", "/sys/fs/cgroup/memory.current",
-                           "/sys/fs/cgroup/memory.peak"], capture_output=True, text=True)
+                           "/sys/fs/cgroup/memory.peak"], capture_output=True, text=True, check=False)
     values = [int(v) / 2**20 for v in read.stdout.split()] if read.returncode == 0 else []
     return {"unit_memory_mib": round(values[0], 1) if values else -1.0,
             "unit_memory_peak_mib": round(values[1], 1) if len(values) > 1 else -1.0,
