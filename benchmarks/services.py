@@ -251,7 +251,7 @@ def voice_unit_stats() -> dict[str, float | str]:
                                       text=True, check=True).stdout)[0]
     read = subprocess.run(["docker", "exec", name, "cat", "/sys/fs/cgroup/memory.current",
                            "/sys/fs/cgroup/memory.peak"], capture_output=True, text=True, check=False)
-    values = [int(v) / 2**20 for v in read.stdout.split()] if read.returncode == 0 else []
+    values = [int(v) / 2**20 for v in read.stdout.split()]  # memory.current, then memory.peak where the kernel has it
     return {"unit_memory_mib": round(values[0], 1) if values else -1.0,
             "unit_memory_peak_mib": round(values[1], 1) if len(values) > 1 else -1.0,
             "unit_memory_limit_mib": inspect["HostConfig"]["Memory"] / 2**20,
