@@ -249,9 +249,15 @@ def voice_unit_stats() -> dict[str, float | str]:
                                         check=True).stdout)[0]
     image = json.loads(subprocess.run(["docker", "image", "inspect", inspect["Image"]], capture_output=True,
                                       text=True, check=True).stdout)[0]
-    read = subprocess.run(["docker", "exec", name, "cat", "/sys/fs/cgroup/memory.current",
-                           "/sys/fs/cgroup/memory.peak"], capture_output=True, text=True, check=False)
-    values = [int(v) / 2**20 for v in read.stdout.split()]  # memory.current, then memory.peak where the kernel has it
+    usage = subprocess.run(["docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", name],
+                           capture_output=True, text=True, check=True).stdout.split(" / ")[0].strip()
+    scale = {"KiB": 2**-10, "MiB": 1.0, "GiB": 2**10}
+    values = [next(float(usage[: -len(unit)]) * f for unit, f in scale.items() if usage.endswith(unit))]
+    for peak_file in ("/sys/fs/cgroup/memory.peak", "/sys/fs/cgroup/memory/memory.max_usage_in_bytes"):
+        peak = subprocess.run(["docker", "exec", name, "cat", peak_file], capture_output=True, text=True, check=False)
+        if peak.returncode == 0:  # cgroup v2, or v1; some kernels keep no peak at all
+            values.append(int(peak.stdout) / 2**20)
+            break
     return {"unit_memory_mib": round(values[0], 1) if values else -1.0,
             "unit_memory_peak_mib": round(values[1], 1) if len(values) > 1 else -1.0,
             "unit_memory_limit_mib": inspect["HostConfig"]["Memory"] / 2**20,
