@@ -9,6 +9,15 @@ the llm unit), perception's analysis latency and intent accuracy on held-out phr
 memory's store and search latency, and each unit's resident memory as Docker reports it.
 Tokens are minted with the stack's signing key; nothing secret is printed. Figures only:
 this script asserts nothing.
+
+    .venv/bin/python benchmarks/services.py --voice [--json benchmarks/results/voice-TIME.json]
+
+The voice benchmark alone: each held-out sentence (VOICE_SENTENCES: commands, questions,
+dictation; in none of the tests) spoken by both TTS engines (Piper en_US-joe-medium,
+espeak-ng en-us) and recognized by both free-form STT engines (Whisper base, pocketsphinx'
+full LM): word error rate per TTS x STT engine, STT real-time factor p50/p95 (the unit's
+own decode time over the audio's length), TTS latency p50/p95 and real-time factor, the
+unit's memory (now and its cgroup's peak) and the image's size, against the goals of issue 21.
 """
 
 from __future__ import annotations
@@ -173,11 +182,147 @@ def memory() -> dict[str, str]:
             if line.startswith("mlstack-")}
 
 
+VOICE_SENTENCES = [
+    # commands
+    "switch the kitchen lights to half brightness", "turn the living room fan off",
+    "skip to the next episode", "mute the television in the den", "start the dishwasher at midnight",
+    "lower the blinds in the study", "add eggs and flour to my shopping list",
+    "call the plumber and leave a message", "set the thermostat to nineteen degrees",
+    "unlock the back gate for the gardener",
+    # questions
+    "how long will the drive to the airport take", "when does the pharmacy on main street open",
+    "who won the football match last night", "what is the capital of australia",
+    "how many ounces are in a pound", "is the museum open on public holidays",
+    "which train goes to the city center", "why is the sky blue during the day",
+    "where did I park the car this morning", "can you recommend a good book about whales",
+    # dictation
+    "dear anna thank you for the lovely flowers you sent last week",
+    "the meeting has been moved to the large conference room on the third floor",
+    "please bring your passport and two photographs to the appointment",
+    "our quarterly results were better than we expected in every region",
+    "the recipe needs three cups of rice and a pinch of salt",
+    "i will be working from home on monday and tuesday next week",
+    "the hikers reached the summit just before the storm arrived",
+    "remember to renew the car insurance before the end of the month",
+    "the children planted sunflowers along the fence in the garden",
+    "several passengers missed their connection because of the delay",
+    "my neighbour has offered to feed the cat while we are away",
+    "the new bridge will open to traffic early next spring",
+]
+ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+        "seventeen eighteen nineteen").split()
+TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+# Goals of issue 21 on this machine's CPU.
+VOICE_GOALS = {"wer_piper_whisper": 0.15, "wer_espeak-ng_whisper": 0.25, "stt_whisper_rtf_p50": 0.5,
+               "tts_piper_rtf_p50": 0.2, "unit_memory_mib": 2048}
+
+
+def spoken(number: int) -> str:
+    if number < 20:
+        return ONES[number]
+    if number < 100:
+        return TENS[number // 10] + ("" if number % 10 == 0 else " " + ONES[number % 10])
+    return str(number)
+
+
+def normalize(text: str) -> list[str]:
+    """Lower case, no punctuation, numbers as words: what a WER compares."""
+    import re
+
+    text = re.sub(r"\d+", lambda m: " " + spoken(int(m.group())) + " ", text.lower().replace("-", " "))
+    return re.sub(r"[^a-z' ]", " ", text).replace("'", "").split()
+
+
+def edits(reference: list[str], hypothesis: list[str]) -> int:
+    row = list(range(len(hypothesis) + 1))
+    for i, ref in enumerate(reference, 1):
+        prev, row[0] = row[0], i
+        for j, hyp in enumerate(hypothesis, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ref != hyp))
+    return row[-1]
+
+
+def voice_unit_stats() -> dict[str, float | str]:
+    """The voice unit's memory (now, and its cgroup's peak since start) and its image's size."""
+    name = container_name("voice-interaction")
+    inspect = json.loads(subprocess.run(["docker", "inspect", name], capture_output=True, text=True,
+                                        check=True).stdout)[0]
+    image = json.loads(subprocess.run(["docker", "image", "inspect", inspect["Image"]], capture_output=True,
+                                      text=True, check=True).stdout)[0]
+    usage = subprocess.run(["docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", name],
+                           capture_output=True, text=True, check=True).stdout.split(" / ")[0].strip()
+    scale = {"KiB": 2**-10, "MiB": 1.0, "GiB": 2**10}
+    values = [next(float(usage[: -len(unit)]) * f for unit, f in scale.items() if usage.endswith(unit))]
+    for peak_file in ("/sys/fs/cgroup/memory.peak", "/sys/fs/cgroup/memory/memory.max_usage_in_bytes"):
+        peak = subprocess.run(["docker", "exec", name, "cat", peak_file], capture_output=True, text=True, check=False)
+        if peak.returncode == 0:  # cgroup v2, or v1; some kernels keep no peak at all
+            values.append(int(peak.stdout) / 2**20)
+            break
+    return {"unit_memory_mib": round(values[0], 1) if values else -1.0,
+            "unit_memory_peak_mib": round(values[1], 1) if len(values) > 1 else -1.0,
+            "unit_memory_limit_mib": inspect["HostConfig"]["Memory"] / 2**20,
+            "image": image["RepoTags"][0] if image["RepoTags"] else inspect["Image"],
+            "image_size_mb": round(image["Size"] / 1e6, 1)}
+
+
+def bench_voice(sentences: list[str]) -> dict[str, object]:
+    tts_auth = headers("voice-interaction", "voice:tts")
+    stt_auth = {**headers("voice-interaction", "voice:stt"), "Content-Type": "audio/wav"}
+    figures: dict[str, object] = {}
+    samples = []
+    for tts_engine, voice in (("piper", None), ("espeak-ng", "en-us")):
+        latencies, tts_rtfs = [], []
+        errors = {"whisper": 0, "pocketsphinx": 0}
+        rtfs: dict[str, list[float]] = {"whisper": [], "pocketsphinx": []}
+        words = 0
+        for sentence in sentences:
+            start = time.perf_counter()
+            spoken_wav = requests.post(VOICE + "/v1/tts", headers=tts_auth, timeout=60,
+                                       json={"text": sentence, "engine": tts_engine, "voice": voice})
+            latencies.append((time.perf_counter() - start) * 1000)
+            spoken_wav.raise_for_status()
+            tts_rtfs.append(float(spoken_wav.headers["x-synthesis-ms"]) / int(spoken_wav.headers["x-duration-ms"]))
+            reference = normalize(sentence)
+            words += len(reference)
+            for stt_engine in ("whisper", "pocketsphinx"):
+                answer = requests.post(f"{VOICE}/v1/stt?mode=free&engine={stt_engine}", data=spoken_wav.content,
+                                       headers=stt_auth, timeout=120)
+                answer.raise_for_status()
+                body = answer.json()
+                wrong = edits(reference, normalize(body["text"]))
+                errors[stt_engine] += wrong
+                rtfs[stt_engine].append(body["rtf"])
+                samples.append({"tts": tts_engine, "stt": stt_engine, "sentence": sentence, "heard": body["text"],
+                                "errors": wrong, "rtf": body["rtf"], "language": body.get("language")})
+        figures[f"tts_{tts_engine}_p50_ms"] = round(percentile(latencies, 50), 1)
+        figures[f"tts_{tts_engine}_p95_ms"] = round(percentile(latencies, 95), 1)
+        figures[f"tts_{tts_engine}_rtf_p50"] = round(statistics.median(tts_rtfs), 4)
+        for stt_engine, wrong in errors.items():
+            figures[f"wer_{tts_engine}_{stt_engine}"] = round(wrong / words, 4)
+            figures.setdefault(f"_rtf_{stt_engine}", []).extend(rtfs[stt_engine])  # type: ignore[attr-defined]
+    for stt_engine in ("whisper", "pocketsphinx"):
+        values = figures.pop(f"_rtf_{stt_engine}")
+        figures[f"stt_{stt_engine}_rtf_p50"] = round(percentile(values, 50), 4)  # type: ignore[arg-type]
+        figures[f"stt_{stt_engine}_rtf_p95"] = round(percentile(values, 95), 4)  # type: ignore[arg-type]
+    figures.update(voice_unit_stats())
+    figures["goals_met"] = {name: (figures[name] <= bound)  # type: ignore[operator]
+                            for name, bound in VOICE_GOALS.items()}
+    return {"sentences": len(sentences), "figures": figures, "samples": samples}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--voice", action="store_true", help="the voice benchmark alone")
     args = parser.parse_args()
+    if args.voice:
+        result = bench_voice(VOICE_SENTENCES)
+        for name, value in result["figures"].items():  # type: ignore[union-attr]
+            print(f"{name:28} {value}")
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=2) + "\n")
+        return
     figures, clips = bench_tts(args.rounds)
     figures.update(bench_stt(clips))
     figures.update(bench_chat(max(3, args.rounds // 4)))

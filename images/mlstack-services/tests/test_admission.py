@@ -148,7 +148,8 @@ def test_overloaded_voice_refuses_past_n_plus_m_at_once_and_stays_healthy(
     auth = bearer(mint("voice:tts"))
     with voice_served(settings_for, espeak, engine, ADMISSION_CONCURRENCY="1", ADMISSION_QUEUE="2") as url, \
             httpx.Client(base_url=url, timeout=BOUND_S) as client, ThreadPoolExecutor(8) as pool:
-        futures = [pool.submit(client.post, "/v1/tts", json={"text": f"hello {i}"}, headers=auth) for i in range(8)]
+        futures = [pool.submit(client.post, "/v1/tts", json={"text": f"hello {i}", "engine": "espeak-ng"},
+                               headers=auth) for i in range(8)]
         # 1 runs, 2 wait, 5 are refused while the held synthesis is still running: their
         # answers arrive before anything is released (as_completed fails the test past BOUND_S).
         refused = []
@@ -182,10 +183,10 @@ def test_a_queued_request_is_refused_when_its_wait_runs_out(
     with voice_served(settings_for, espeak, engine, ADMISSION_CONCURRENCY="1", ADMISSION_QUEUE="1",
                       ADMISSION_WAIT_S="1") as url, \
             httpx.Client(base_url=url, timeout=BOUND_S) as client, ThreadPoolExecutor(2) as pool:
-        first = pool.submit(client.post, "/v1/tts", json={"text": "first"}, headers=auth)
+        first = pool.submit(client.post, "/v1/tts", json={"text": "first", "engine": "espeak-ng"}, headers=auth)
         while espeak.started == 0 and not first.done():
             threading.Event().wait(0.01)
-        second = client.post("/v1/tts", json={"text": "second"}, headers=auth)
+        second = client.post("/v1/tts", json={"text": "second", "engine": "espeak-ng"}, headers=auth)
         assert_refusal(second)
         assert "within 1 s" in second.json()["error"]["message"]
         metrics = client.get("/metrics").text
@@ -200,13 +201,15 @@ def test_ungated_paths_and_refused_tokens_never_take_a_place(
     espeak = HeldFakeEspeak()
     with voice_served(settings_for, espeak, engine, ADMISSION_CONCURRENCY="1", ADMISSION_QUEUE="0") as url, \
             httpx.Client(base_url=url, timeout=BOUND_S) as client, ThreadPoolExecutor(1) as pool:
-        held = pool.submit(client.post, "/v1/tts", json={"text": "held"}, headers=bearer(mint("voice:tts")))
+        held = pool.submit(client.post, "/v1/tts", json={"text": "held", "engine": "espeak-ng"},
+                           headers=bearer(mint("voice:tts")))
         while espeak.started == 0 and not held.done():
             threading.Event().wait(0.01)
         assert client.post("/v1/tts", json={"text": "no token"}).status_code == 401
         assert client.post("/v1/sessions", json={}, headers=bearer(mint("voice:session"))).status_code == 201
         assert client.get("/ready").status_code in (200, 503)  # answered, whatever the fake Redis says
-        assert_refusal(client.post("/v1/tts", json={"text": "over"}, headers=bearer(mint("voice:tts"))))
+        assert_refusal(client.post("/v1/tts", json={"text": "over", "engine": "espeak-ng"},
+                                   headers=bearer(mint("voice:tts"))))
         espeak.release.set()
         assert held.result(timeout=BOUND_S).status_code == 200
 
@@ -226,7 +229,7 @@ def test_real_espeak_burst_past_capacity_gets_429s_and_the_rest_succeed(
 
             def one(client: httpx.Client) -> httpx.Response:
                 start.wait(BOUND_S)
-                return client.post("/v1/tts", json={"text": text}, headers=auth)
+                return client.post("/v1/tts", json={"text": text, "engine": "espeak-ng"}, headers=auth)
 
             with ThreadPoolExecutor(burst) as pool:
                 futures: list[Future[httpx.Response]] = [pool.submit(one, c) for c in clients]

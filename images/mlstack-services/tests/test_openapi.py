@@ -80,7 +80,7 @@ def test_unit_extras_are_declared(settings_for: Callable[..., Settings], tmp_pat
     assert list(voice["/v1/tts"]["post"]["responses"]["200"]["content"]) == ["audio/wav"]
     stt = voice["/v1/stt"]["post"]
     assert {"audio/wav", "multipart/form-data"} <= set(stt["requestBody"]["content"])
-    assert [p["name"] for p in stt["parameters"]] == ["mode", "phrases"]
+    assert [p["name"] for p in stt["parameters"]] == ["mode", "engine", "language", "phrases"]
     assert "404" in voice["/v1/sessions/{session_id}"]["get"]["responses"]
     memory = document(settings_for, "memory", tmp_path)["paths"]
     assert "404" in memory["/v1/memories/{memory_id}"]["delete"]["responses"]

@@ -85,7 +85,7 @@ def neighbours() -> Iterator[dict[str, str]]:
 
 @contextmanager
 def unit_app(unit: str, settings_for: Callable[..., Settings], urls: dict[str, str], tmp_path: Path,
-             engine: SttWorker, embedder: Any) -> Iterator[Any]:
+             engine: SttWorker, embedder: Any, speech: tuple[Any, Any] = (None, None)) -> Iterator[Any]:
     """The unit's app wired to its stand-ins; what it started is stopped on leaving."""
     env = {"LLM_URL": urls["LLM_URL"], "DATA_DIR": str(tmp_path)}
     if unit == "chat":
@@ -93,7 +93,8 @@ def unit_app(unit: str, settings_for: Callable[..., Settings], urls: dict[str, s
     if unit == "coordination":
         env = {name: urls[name] for name in ("VOICE_INTERACTION_URL", "CHAT_URL")}
     builders: dict[str, Builder] = {
-        "voice-interaction": lambda s, r: voice.build(s, r, redis=FakeRedis(), engine=engine),
+        "voice-interaction": lambda s, r: voice.build(s, r, redis=FakeRedis(), engine=engine, whisper=speech[0],
+                                                         piper=speech[1]),
         "chat": lambda s, r: chat.build(s, r, redis=FakeRedis(), transcripts=FakeTranscriptStore()),
         "coordination": coordination.build,
         "memory": lambda s, r: memory.build(s, r, embedder=embedder, graph=Graph(FalkorEmbedded(
@@ -177,9 +178,9 @@ def auth_failures(operation: Any, unit: str, mint: Mint) -> list[str]:
 @pytest.mark.parametrize("unit", UNITS)
 def test_every_answer_conforms_to_the_units_openapi_document(
         unit: str, settings_for: Callable[..., Settings], neighbours: dict[str, str], tmp_path: Path,
-        engine: SttWorker, embedder: Any, mint: Mint) -> None:
+        engine: SttWorker, embedder: Any, mint: Mint, whisper: Any, piper: Any) -> None:
     started = time.perf_counter()
-    with unit_app(unit, settings_for, neighbours, tmp_path, engine, embedder) as app:
+    with unit_app(unit, settings_for, neighbours, tmp_path, engine, embedder, (whisper, piper)) as app:
         schema = schemathesis.openapi.from_asgi("/openapi.json", app)
         operations = [result.ok() for result in schema.get_all_operations()]
         all_scopes = sorted({scope for op in operations for scope in scopes_of(op)})

@@ -22,7 +22,7 @@ def auth(mint: Mint) -> dict[str, str]:
 
 
 def tts(client: TestClient, auth: dict[str, str], text: str, **extra: object) -> bytes:
-    response = client.post("/v1/tts", json={"text": text, **extra}, headers=auth)
+    response = client.post("/v1/tts", json={"text": text, "engine": "espeak-ng", **extra}, headers=auth)
     assert response.status_code == 200, response.text
     return response.content
 
@@ -32,7 +32,8 @@ def tts(client: TestClient, auth: dict[str, str], text: str, **extra: object) ->
 
 @needs_espeak
 def test_tts_returns_a_valid_wav(voice_client: TestClient, auth: dict[str, str]) -> None:
-    response = voice_client.post("/v1/tts", json={"text": "turn on the lights"}, headers=auth)
+    response = voice_client.post("/v1/tts", json={"text": "turn on the lights", "engine": "espeak-ng"},
+                                 headers=auth)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "audio/wav"
     with wave.open(io.BytesIO(response.content)) as reader:
@@ -50,14 +51,15 @@ def test_tts_returns_a_valid_wav(voice_client: TestClient, auth: dict[str, str])
 @needs_espeak
 def test_tts_rate_changes_the_duration(voice_client: TestClient, auth: dict[str, str]) -> None:
     text = "the quick brown fox jumps over the lazy dog"
-    slow = voice_client.post("/v1/tts", json={"text": text, "rate": 100}, headers=auth)
-    fast = voice_client.post("/v1/tts", json={"text": text, "rate": 400}, headers=auth)
+    slow = voice_client.post("/v1/tts", json={"text": text, "rate": 100, "engine": "espeak-ng"}, headers=auth)
+    fast = voice_client.post("/v1/tts", json={"text": text, "rate": 400, "engine": "espeak-ng"}, headers=auth)
     assert int(slow.headers["x-duration-ms"]) > 1.5 * int(fast.headers["x-duration-ms"])
 
 
 @needs_espeak
 def test_tts_other_voice(voice_client: TestClient, auth: dict[str, str]) -> None:
-    assert voice_client.post("/v1/tts", json={"text": "guten tag", "voice": "de"}, headers=auth).status_code == 200
+    body = {"text": "guten tag", "voice": "de", "engine": "espeak-ng"}
+    assert voice_client.post("/v1/tts", json=body, headers=auth).status_code == 200
 
 
 @needs_espeak
@@ -69,11 +71,13 @@ def test_tts_text_is_not_parsed_as_options(voice_client: TestClient, auth: dict[
 @pytest.mark.parametrize(("body", "status", "needle"), [
     ({"text": ""}, 422, "text"),
     ({"text": "   "}, 422, "blank"),
-    ({"text": "x" * 1001}, 422, "text"),
+    ({"text": "x" * 4097}, 422, "text"),
     ({"text": "hi", "rate": 79}, 422, "rate"),
     ({"text": "hi", "rate": 451}, 422, "rate"),
     ({}, 422, "text"),
+    ({"text": "hi", "voice": "-v --help", "engine": "espeak-ng"}, 422, "voice"),
     ({"text": "hi", "voice": "-v --help"}, 422, "voice"),
+    ({"text": "hi", "engine": "festival"}, 422, "engine"),
 ])
 def test_tts_bad_input(voice_client: TestClient, auth: dict[str, str], body: dict[str, object],
                        status: int, needle: str) -> None:
@@ -84,7 +88,8 @@ def test_tts_bad_input(voice_client: TestClient, auth: dict[str, str], body: dic
 
 @needs_espeak
 def test_tts_unknown_voice_is_422(voice_client: TestClient, auth: dict[str, str]) -> None:
-    response = voice_client.post("/v1/tts", json={"text": "hi", "voice": "xx-nowhere"}, headers=auth)
+    response = voice_client.post("/v1/tts", json={"text": "hi", "voice": "xx-nowhere", "engine": "espeak-ng"},
+                                 headers=auth)
     assert response.status_code == 422
     assert "not installed" in response.json()["error"]["message"]
 
@@ -176,9 +181,11 @@ def test_stt_stereo_48k_input_is_resampled(voice_client: TestClient, auth: dict[
 
 @needs_espeak
 @needs_pocketsphinx
-def test_stt_free_mode_returns_text_and_says_free(voice_client: TestClient, auth: dict[str, str]) -> None:
+def test_stt_free_mode_pocketsphinx_returns_text_and_says_free(voice_client: TestClient,
+                                                               auth: dict[str, str]) -> None:
     wav = tts(voice_client, auth, "i would like a cup of coffee")
-    response = voice_client.post("/v1/stt?mode=free", content=wav, headers={**auth, "Content-Type": "audio/wav"})
+    response = voice_client.post("/v1/stt?mode=free&engine=pocketsphinx", content=wav,
+                                 headers={**auth, "Content-Type": "audio/wav"})
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["mode"] == "free" and body["engine"] == "pocketsphinx"

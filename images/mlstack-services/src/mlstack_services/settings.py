@@ -71,6 +71,12 @@ class Settings:
     conversation_max_messages: int = 40
     history_max_chars: int = 4000
     embedding_model_dir: str = "/opt/models/all-minilm-l6-v2"
+    # voice-interaction: Whisper base (CTranslate2) and the Piper voices, both baked into the image.
+    whisper_model_dir: str = "/opt/models/whisper-base"
+    whisper_beam_size: int = 1
+    piper_voice_dir: str = "/opt/models/piper"
+    # "gpu" when the ml_service role placed the unit on a GPU (with CUDA_VISIBLE_DEVICES), else "cpu".
+    placement: str = "cpu"
     data_dir: str = "/data"
     qdrant_url: str = ""
     qdrant_api_key_file: str = "/run/secrets/qdrant_api_key"
@@ -126,6 +132,10 @@ class Settings:
             history_max_chars=_int(env, "HISTORY_MAX_CHARS", 4000, 0, 1_000_000),
             embedding_model_dir=env.get("EMBEDDING_MODEL_DIR", "").strip() or "/opt/models/all-minilm-l6-v2",
             data_dir=env.get("DATA_DIR", "").strip() or "/data",
+            whisper_model_dir=env.get("WHISPER_MODEL_DIR", "").strip() or "/opt/models/whisper-base",
+            whisper_beam_size=_int(env, "WHISPER_BEAM_SIZE", 1, 1, 10),
+            piper_voice_dir=env.get("PIPER_VOICE_DIR", "").strip() or "/opt/models/piper",
+            placement="gpu" if env.get("MLSTACK_PLACEMENT", "").strip().lower() == "gpu" else "cpu",
             qdrant_url=env.get("QDRANT_URL", "").strip().rstrip("/"),
             qdrant_api_key_file=env.get("QDRANT_API_KEY_FILE", "/run/secrets/qdrant_api_key"),
             neo4j_uri=env.get("NEO4J_URI", "").strip(),
