@@ -25,7 +25,7 @@ TOKEN = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 @pytest.fixture(scope="module")
 def client() -> openai.OpenAI:
-    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_CALLBACKS_ENABLED": ""}
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
     done = subprocess.run([str(Path(sys.executable).with_name("ansible-playbook")), "-i", "inventories/local",
                            "playbooks/token.yml", "-e", "mlstack_token_audience=chat,reasoning",
                            "-e", "mlstack_token_scopes='chat:complete reasoning:reason'",
