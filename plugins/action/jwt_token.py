@@ -14,6 +14,13 @@ from ansible_collections.aiops.mlstack.plugins.plugin_utils._secrets import Secr
 from ansible_collections.aiops.mlstack.plugins.plugin_utils._vault import vault_of
 
 
+def _audience(value: Any) -> str | list[str]:
+    """One unit as it is; a YAML list as a list of names, which becomes a JSON list claim."""
+    if isinstance(value, (list, tuple)):
+        return [str(unit) for unit in value]
+    return str(value)
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(("vault_password_file", "dir", "subject", "audience", "scopes", "ttl", "forged"))
@@ -34,8 +41,8 @@ class ActionModule(ActionBase):
             if args.get("forged"):
                 # Same kid, another key: what a forger who read the public key id would send.
                 private = _jwt.throwaway_private_pem()
-            token, exp = _jwt.mint(private, str(args["subject"]), str(args["audience"]), [str(s) for s in scopes],
-                                   int(args.get("ttl", 300)), kid=kid)
+            token, exp = _jwt.mint(private, str(args["subject"]), _audience(args["audience"]),
+                                   [str(s) for s in scopes], int(args.get("ttl", 300)), kid=kid)
         except (SecretError, OSError, ValueError) as exc:
             return {**result, "failed": True, "msg": f"aiops.mlstack.jwt_token: {exc}"}
         # The token is a credential: the task must carry no_log (see the module's documentation).

@@ -16,7 +16,7 @@ from ansible_collections.aiops.mlstack.plugins.module_utils._unit import resolve
 DOCUMENTATION = r"""
 name: unit
 short_description: One unit of the catalog with every fallback applied and every name derived
-version_added: 1.1.0
+version_added: 0.2.0
 description:
   - Reads the unit's entry (its host vars), the collection-wide settings visible to it and the
     entries of the units it names in C(mlstack_depends_on) and C(mlstack_optional), and returns

@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: compose_adopt
 short_description: Adopt a unit's container from a running compose project, or say why it cannot be
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Looks for the container Compose made for O(project) and O(service) (its C(com.docker.compose.*) labels).
     When every setting the compose file declares is what O(spec) declares, the container is adopted - renamed

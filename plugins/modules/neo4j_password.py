@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: neo4j_password
 short_description: Change a Neo4j user's password live, from its former one to a new one
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Logs in over Bolt with O(previous_password) and runs C(ALTER CURRENT USER SET PASSWORD FROM .. TO ..) on
     the C(system) database, the passwords as query parameters (never in the query text). Used by

@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: qdrant_check
 short_description: Prove that Qdrant answers, enforces its API key and stores and finds vectors
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Probes a Qdrant server over its REST API and returns one evidence record per check, see RV(evidence).
   - C(health) C(GET /healthz) answers 200; the latency is observed.

@@ -7,14 +7,12 @@ Layout under ``<secrets dir>/jwt``: ``signing.pem`` / ``signing.pub.pem`` sign t
 signs with yet; ``retired/<kid>.pub.pem`` with ``retired/<kid>.until`` are former signing
 keys that services keep accepting until the overlap ends. A rotation is stage, publish,
 promote, publish: at no moment is a token signed with a key that a service does not know.
-Only the cryptography package (an ansible-core dependency) is needed.
+Keys are made with the cryptography package (an ansible-core dependency), tokens signed with PyJWT.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import os
 import time
 import uuid
@@ -135,13 +133,25 @@ def bundle(keys: list[dict[str, Any]]) -> str:
     return "".join(key["public"] if key["public"].endswith("\n") else key["public"] + "\n" for key in keys)
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+def audience_claim(audience: str | list[str] | tuple[str, ...]) -> str | list[str]:
+    """The ``aud`` claim: one unit as a string, several as a JSON list (RFC 7519, 4.1.3), duplicates dropped.
+
+    A list must stay a list: written as one string (``"['chat', 'reasoning']"``) no unit would find
+    its name in it, and every unit would answer 401.
+    """
+    if isinstance(audience, str):
+        units = [audience.strip()]
+    else:
+        units = list(dict.fromkeys(str(unit).strip() for unit in audience))
+    if not units or not all(units):
+        raise SecretError(f"audience {audience!r}: name the unit(s) that must accept the token, none empty")
+    return units[0] if isinstance(audience, str) else units
 
 
-def mint(private_pem: bytes, subject: str, audience: str, scopes: list[str], ttl_s: int,
+def mint(private_pem: bytes, subject: str, audience: str | list[str], scopes: list[str], ttl_s: int,
          now: float | None = None, kid: str | None = None) -> tuple[str, int]:
-    """A signed token: iss, sub, aud, scope (space-separated), iat, exp, jti. Returns (token, exp)."""
+    """A token signed by PyJWT: iss, sub, aud, scope (space-separated), iat, exp, jti. Returns (token, exp)."""
+    import jwt
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -153,15 +163,11 @@ def mint(private_pem: bytes, subject: str, audience: str, scopes: list[str], ttl
     if not isinstance(key, Ed25519PrivateKey):
         raise SecretError("the JWT signing key is not an Ed25519 private key")
     issued = int(time.time() if now is None else now)
-    header = {"alg": "EdDSA", "typ": "JWT"}
-    if kid:
-        header["kid"] = kid
     exp = issued + ttl_s
-    claims = {"iss": ISSUER, "sub": subject, "aud": audience, "scope": " ".join(scopes), "iat": issued,
-              "exp": exp, "jti": uuid.uuid4().hex}
-    signing_input = ".".join(_b64(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims))
-    signature = key.sign(signing_input.encode())
-    return f"{signing_input}.{_b64(signature)}", exp
+    claims = {"iss": ISSUER, "sub": subject, "aud": audience_claim(audience), "scope": " ".join(scopes),
+              "iat": issued, "exp": exp, "jti": uuid.uuid4().hex}
+    token = jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid} if kid else None)
+    return token, exp
 
 
 def throwaway_private_pem() -> bytes:

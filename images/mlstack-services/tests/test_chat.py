@@ -315,3 +315,17 @@ def test_chat_answers_when_perception_is_down(chat_app: Callable[..., TestClient
         ext = ask(client, both, "hello")["mlstack"]
         assert ext["perception"].startswith("unavailable:") and "context" not in ext
         assert client.get("/ready").json()["degraded"] == ["perception"]
+
+
+def test_models_lists_the_llm_model_in_openai_shape(chat_app: Callable[..., TestClient],
+                                                    fake_llm: tuple[FakeLLM, str], auth: dict[str, str]) -> None:
+    with chat_app(LLM_URL=fake_llm[1], LLM_MODEL="gemma-3-270m") as c:
+        response = c.get("/v1/models", headers=auth)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["object"] == "list"
+        assert [(m["id"], m["object"], m["owned_by"]) for m in body["data"]] == [("gemma-3-270m", "model", "mlstack")]
+        assert isinstance(body["data"][0]["created"], int)
+        assert c.get("/v1/models").status_code == 401
+        document = c.get("/openapi.json").json()
+        assert document["paths"]["/v1/models"]["get"]["security"] == [{"bearerAuth": ["chat:complete"]}]

@@ -101,7 +101,7 @@ def test_the_roles_argument_specs_accept_what_unit_clients_gives(role: str, opti
 
     specs = yaml.safe_load((ROLE.parent / role / "meta" / "argument_specs.yml").read_text())
     spec = {option: specs["argument_specs"]["main"]["options"][option]}
-    spec[option].pop("default")
+    spec[option].pop("default", None)  # a templated list default is left out of the spec (antsibull-docs)
     clients = unit_clients(HOSTVARS, ["voice-interaction", "chat", "learning"], "redis")
     result = ArgumentSpecValidator(spec).validate({option: clients})
     assert result.error_messages == []

@@ -131,3 +131,27 @@ def test_weak_or_exposed_vault_passwords_are_refused(tmp_path: Path, password: s
 def test_a_missing_vault_password_file_names_the_fix(tmp_path: Path) -> None:
     with pytest.raises(SecretError, match="does not exist: create it"):
         Vault(tmp_path / "nope")
+
+
+def test_a_list_audience_is_a_json_list_claim_every_named_unit_accepts(base: Path) -> None:
+    private, kid = _jwt.signing_key(base)
+    token, _exp = _jwt.mint(private, "op", ["chat", "reasoning", "chat"], ["chat:complete"], 60, kid=kid)
+    key = public_key(_jwt.published(base)[0]["public"])
+    for unit in ("chat", "reasoning"):
+        claims = jwt.decode(token, key, algorithms=["EdDSA"], audience=unit, issuer="mlstack")
+        assert claims["aud"] == ["chat", "reasoning"]
+    with pytest.raises(jwt.InvalidAudienceError):
+        jwt.decode(token, key, algorithms=["EdDSA"], audience="voice-interaction", issuer="mlstack")
+
+
+def test_a_string_audience_stays_a_string_claim(base: Path) -> None:
+    private, kid = _jwt.signing_key(base)
+    token, _exp = _jwt.mint(private, "op", "chat", [], 60, kid=kid)
+    assert jwt.decode(token, options={"verify_signature": False})["aud"] == "chat"
+
+
+@pytest.mark.parametrize("audience", [[], ["chat", ""], [" "]])
+def test_an_empty_unit_in_the_audience_is_refused(base: Path, audience: list[str]) -> None:
+    private, _kid = _jwt.signing_key(base)
+    with pytest.raises(SecretError):
+        _jwt.mint(private, "op", audience, [], 60)

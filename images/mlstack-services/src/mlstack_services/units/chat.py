@@ -51,6 +51,20 @@ COMPLETION_OK = {"description": "The completion: JSON, or with stream=true serve
                                     "id": {"type": "string"}}}}}}
 
 
+class Model(BaseModel):
+    id: str = Field(description="The model name to send as `model` (the llm unit's LLM_MODEL).")
+    object: Literal["model"]
+    created: int = Field(description="When this chat unit started, seconds since the epoch.")
+    owned_by: str
+
+
+class ModelList(BaseModel):
+    """OpenAI's model list: what the `openai` client's models.list() reads."""
+
+    object: Literal["list"]
+    data: list[Model]
+
+
 class TextPart(BaseModel):
     type: Literal["text"]
     text: StoredText  # the turn is kept in PostgreSQL (transcripts), which cannot hold a NUL
@@ -162,6 +176,14 @@ def build(settings: Settings, registry: Registry, redis: RedisLike | None = None
     perceiver = PerceptionClient(settings.perception_url)
     metrics = ChatMetrics(registry)
     router = APIRouter(prefix="/v1", tags=["chat"])
+
+    started = int(time.time())
+
+    @router.get("/models", dependencies=[Depends(require_scope("chat:complete"))],
+                responses=answers(ok={"model": ModelList, "description": "The model chat completes with."}))
+    async def models() -> ModelList:
+        return ModelList(object="list", data=[Model(id=settings.llm_model, object="model", created=started,
+                                                    owned_by="mlstack")])
 
     async def persist(conversation_id: str, turn: list[dict[str, str]], ext: dict[str, Any]) -> None:
         try:
