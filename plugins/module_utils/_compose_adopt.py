@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ansible_collections.aiops.mlstack.plugins.module_utils._container_spec import _duration_ns
+
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 _UNITS = {"b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
@@ -33,10 +35,6 @@ def _bytes(value: Any) -> int:
     return int(match.group(1)) * _UNITS.get(match.group(2) or "b", 1)
 
 
-def _ns(seconds: Any) -> int:
-    return int(round(float(seconds) * 1e9))
-
-
 def _mounts(inspect: dict[str, Any]) -> set[tuple[str, str, bool]]:
     return {(m.get("Name") or m.get("Source", ""), m["Destination"], bool(m.get("RW")))
             for m in inspect.get("Mounts") or [] if m.get("Type") in ("volume", "bind")}
@@ -53,9 +51,9 @@ def _declared_mounts(volumes: list[str]) -> set[tuple[str, str, bool]]:
 def _healthcheck(declared: dict[str, Any] | None) -> dict[str, Any] | None:
     if not declared:
         return None
-    return {"Test": list(declared["test"]), "Interval": _ns(declared.get("interval", 0)),
-            "Timeout": _ns(declared.get("timeout", 0)), "Retries": int(declared.get("retries", 0)),
-            "StartPeriod": _ns(declared.get("start_period", 0))}
+    return {"Test": list(declared["test"]), "Interval": _duration_ns(declared.get("interval", 0)),
+            "Timeout": _duration_ns(declared.get("timeout", 0)), "Retries": int(declared.get("retries", 0)),
+            "StartPeriod": _duration_ns(declared.get("start_period", 0))}
 
 
 def differences(inspect: dict[str, Any], spec: dict[str, Any], image_id: str | None) -> list[str]:
@@ -82,7 +80,7 @@ def differences(inspect: dict[str, Any], spec: dict[str, Any], image_id: str | N
         "healthcheck": spec.get("healthcheck") is None or observed_hc == _healthcheck(spec["healthcheck"]),
         "user": spec.get("user") is None or config.get("User") == spec["user"],
         "memory": (host.get("Memory") or 0) == _bytes(spec.get("memory")),
-        "cpus": (host.get("NanoCpus") or 0) == (_ns(spec["cpus"]) if spec.get("cpus") else 0),
+        "cpus": (host.get("NanoCpus") or 0) == (int(float(spec["cpus"]) * 1e9) if spec.get("cpus") else 0),
         "pids_limit": (host.get("PidsLimit") or 0) == int(spec.get("pids_limit") or 0),
         "restart_policy": restart == (spec.get("restart_policy") or "no"),
         "read_only": bool(host.get("ReadonlyRootfs")) == bool(spec.get("read_only")),
