@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from helpers import bearer, espeak_wav, needs_espeak, needs_piper, needs_whisper, silence_wav, wer
 from mlstack_services.audio import decode_wav, wav_bytes
 from mlstack_services.tts import Piper, TtsError, length_scale, streaming_wav_header
-from mlstack_services.whisper import Cancelled, Whisper, WhisperError, check_language, cpu_budget
+from mlstack_services.whisper import Cancelled, Whisper, WhisperError, check_language, cpu_budget, one_encode_model
 from mlstack_services.whisper_export import VOCABULARY_SIZE, vocabulary
 
 Mint = Callable[..., str]
@@ -98,6 +98,40 @@ def test_a_missing_model_is_a_clear_503(tmp_path: Path) -> None:
 # --- Whisper and Piper themselves ---------------------------------------------------------------
 
 
+class CountingEncoder:
+    """Stands in for faster-whisper's WhisperModel: counts encoder passes, detects via encode."""
+
+    def __init__(self) -> None:
+        self.encoded: list[object] = []
+
+    def encode(self, features: object) -> object:
+        self.encoded.append(features)
+        return ("encoded", len(self.encoded))
+
+    def detect_language(self, audio: object = None, features: object = None, **options: object) -> object:
+        import numpy as np
+
+        window = np.zeros((80, 3000), dtype=np.float32)
+        window[:, : features.shape[-1]] = features  # type: ignore[union-attr]
+        return self.encode(window)
+
+
+def test_one_encode_reuses_the_detection_pass_only_for_the_same_window() -> None:
+    import numpy as np
+
+    model = one_encode_model(CountingEncoder)()
+    features = np.random.default_rng(7).random((80, 301), dtype=np.float32)
+    detected = model.detect_language(features=features)
+    window = np.zeros((80, 3000), dtype=np.float32)
+    window[:, :300] = features[:, :300]  # the decode loop leaves out the last frame
+    assert model.encode(window) is detected and len(model.encoded) == 1
+    # Once only, and never for another window.
+    assert model.encode(window) is not detected and len(model.encoded) == 2
+    other = window.copy()
+    other[0, 0] += 1.0
+    assert model.encode(other) != model.encode(window) and len(model.encoded) == 4
+
+
 @needs_whisper
 @needs_espeak
 def test_whisper_stops_when_the_request_is_cancelled(whisper: Whisper) -> None:
@@ -108,6 +142,29 @@ def test_whisper_stops_when_the_request_is_cancelled(whisper: Whisper) -> None:
         whisper.transcribe(pcm.data, pcm.duration_s, "en", stop=stop)
     # The engine is free again at once: the next request is served.
     assert whisper.transcribe(pcm.data, pcm.duration_s, "en").text
+
+
+@needs_whisper
+@needs_espeak
+def test_detecting_the_language_costs_no_second_encoder_pass(whisper: Whisper,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from faster_whisper import WhisperModel
+
+    passes: list[int] = []
+    real_encode = WhisperModel.encode
+
+    def counting(self: object, features: object) -> object:
+        passes.append(1)
+        return real_encode(self, features)
+
+    pcm = decode_wav(espeak_wav("turn the heating down by two degrees"))
+    whisper.load()
+    monkeypatch.setattr(WhisperModel, "encode", counting)
+    given = whisper.transcribe(pcm.data, pcm.duration_s, "en")
+    assert len(passes) == 1
+    detected = whisper.transcribe(pcm.data, pcm.duration_s)
+    assert len(passes) == 2, "language detection encoded the window a second time"
+    assert detected.language == "en" and detected.text == given.text
 
 
 @needs_whisper

@@ -88,6 +88,38 @@ def cpu_budget(cgroup_cpu_max: str = "/sys/fs/cgroup/cpu.max") -> int:
     return max(1, cpus)
 
 
+def one_encode_model(base: type) -> type:
+    """``base`` (faster-whisper's WhisperModel) with language detection and the first window's
+    decode sharing one encoder pass.
+
+    Without a given language, faster-whisper encodes the first 30 s window twice: once to detect
+    the language, once to decode it. The encoder is most of the cost of a short command (Whisper
+    pads every window to 30 s), so on two CPUs this doubled the real-time factor (0.74 against
+    0.40 with the language given, measured on this unit). Detection leaves out the last feature
+    frame, as the decode loop does, so both passes see the same window; the memo only answers for
+    an identical window, so a mismatch costs a second pass, never a wrong transcript.
+    """
+    import numpy as np
+
+    class OneEncodeWhisperModel(base):  # type: ignore[misc, valid-type]
+        _memo: tuple[Any, Any] | None = None
+
+        def encode(self, features: Any) -> Any:
+            memo, self._memo = self._memo, None
+            if memo is not None and memo[0].shape == features.shape and np.array_equal(memo[0], features):
+                return memo[1]
+            output = super().encode(features)
+            self._memo = (features, output)
+            return output
+
+        def detect_language(self, audio: Any = None, features: Any = None, **options: Any) -> Any:
+            if features is not None and features.shape[-1] > 1:
+                features = features[..., :-1]
+            return super().detect_language(audio=audio, features=features, **options)
+
+    return OneEncodeWhisperModel
+
+
 def languages() -> tuple[str, ...]:
     from faster_whisper.tokenizer import _LANGUAGE_CODES
 
@@ -129,8 +161,9 @@ class Whisper:
             if missing:
                 self._error = f"Whisper model incomplete under {self.model_dir}: missing {', '.join(missing)}"
                 raise WhisperError(503, self._error)
-            from faster_whisper import WhisperModel
+            from faster_whisper import WhisperModel as BaseModel
 
+            WhisperModel = one_encode_model(BaseModel)
             if self.placement == "gpu":
                 try:
                     model = WhisperModel(self.model_dir, device="cuda", compute_type="float16")
