@@ -21,7 +21,15 @@ from fastapi.testclient import TestClient
 from helpers import bearer, espeak_wav, needs_espeak, needs_piper, needs_whisper, silence_wav, wer
 from mlstack_services.audio import decode_wav, wav_bytes
 from mlstack_services.tts import Piper, TtsError, length_scale, streaming_wav_header
-from mlstack_services.whisper import Cancelled, Whisper, WhisperError, check_language, cpu_budget, one_encode_model
+from mlstack_services.whisper import (
+    Cancelled,
+    Whisper,
+    WhisperError,
+    check_language,
+    cpu_budget,
+    cuda_compute_type,
+    one_encode_model,
+)
 from mlstack_services.whisper_export import VOCABULARY_SIZE, vocabulary
 
 Mint = Callable[..., str]
@@ -114,6 +122,16 @@ class CountingEncoder:
         window = np.zeros((80, 3000), dtype=np.float32)
         window[:, : features.shape[-1]] = features  # type: ignore[union-attr]
         return self.encode(window)
+
+
+@pytest.mark.parametrize(("supported", "expected"), [
+    ({"float32", "float16", "int8_float16", "int8", "int8_float32"}, "float16"),  # compute capability 7.0+
+    ({"float32", "int8", "int8_float32"}, "int8"),  # Pascal, e.g. TITAN X (6.1)
+    ({"float32"}, "float32"),  # Maxwell, e.g. GTX TITAN X (5.2)
+    (set(), "float32"),
+])
+def test_the_gpu_gets_the_fastest_compute_type_it_supports(supported: set[str], expected: str) -> None:
+    assert cuda_compute_type(supported) == expected
 
 
 def test_one_encode_reuses_the_detection_pass_only_for_the_same_window() -> None:

@@ -2,8 +2,9 @@
 
 The model directory is written at build time (whisper_export.py): nothing is downloaded at run
 time. A GPU placement (MLSTACK_PLACEMENT=gpu, set by the ml_service role with the unit's GPU in
-CUDA_VISIBLE_DEVICES) runs it on CUDA in float16; anything else, or a CUDA that does not load,
-on the CPU in int8, and ``describe()`` (shown in /ready) says which and why.
+CUDA_VISIBLE_DEVICES) runs it on CUDA (float16, or int8/float32 on GPUs without tensor cores);
+anything else, or a CUDA that does not load, on the CPU in int8, and ``describe()`` (shown in
+/ready) says which and why.
 
 CTranslate2 releases the GIL while it computes, so decoding runs in a worker thread of the
 unit's own process; segments are decoded lazily, and a cancelled request stops at the next
@@ -88,6 +89,19 @@ def cpu_budget(cgroup_cpu_max: str = "/sys/fs/cgroup/cpu.max") -> int:
     return max(1, cpus)
 
 
+# Best first. CTranslate2 offers float16 only with tensor cores (compute capability 7.0+) and
+# int8 from 6.1: the mission's TITAN X GPUs (Maxwell 5.2, Pascal 6.1) get int8 or float32.
+CUDA_COMPUTE_TYPES = ("float16", "int8_float16", "int8", "float32")
+
+
+def cuda_compute_type(supported: set[str] | frozenset[str]) -> str:
+    """The fastest compute type the GPU supports (``ctranslate2.get_supported_compute_types``)."""
+    for candidate in CUDA_COMPUTE_TYPES:
+        if candidate in supported:
+            return candidate
+    return "float32"
+
+
 def one_encode_model(base: type) -> type:
     """``base`` (faster-whisper's WhisperModel) with language detection and the first window's
     decode sharing one encoder pass.
@@ -153,7 +167,8 @@ class Whisper:
         return [f for f in MODEL_FILES if not (Path(self.model_dir) / f).is_file()]
 
     def load(self) -> None:
-        """Loads the model once: CUDA float16 on a GPU placement when CUDA works, else CPU int8."""
+        """Loads the model once: CUDA (the best compute type the GPU has) on a GPU placement when
+        CUDA works, else CPU int8."""
         with self._load_lock:
             if self._model is not None:
                 return
@@ -166,11 +181,14 @@ class Whisper:
             WhisperModel = one_encode_model(BaseModel)
             if self.placement == "gpu":
                 try:
-                    model = WhisperModel(self.model_dir, device="cuda", compute_type="float16")
+                    import ctranslate2
+
+                    compute_type = cuda_compute_type(ctranslate2.get_supported_compute_types("cuda"))
+                    model = WhisperModel(self.model_dir, device="cuda", compute_type=compute_type)
                     # cuBLAS and cuDNN load on first use: one decode proves CUDA works, not just the device.
                     list(model.transcribe(_silence(), language="en", beam_size=1, vad_filter=False)[0])
                     self._model = model
-                    self.device, self.compute_type, self.note = "cuda", "float16", "GPU placement"
+                    self.device, self.compute_type, self.note = "cuda", compute_type, "GPU placement"
                     return
                 except Exception as exc:  # no driver, no cuBLAS, no device: the CPU still answers
                     self.note = f"GPU placement, but CUDA is not usable ({type(exc).__name__}: {exc}); on the CPU"
