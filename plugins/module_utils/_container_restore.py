@@ -101,10 +101,13 @@ def _restore_stopping_first(engine: Engine, name: str, timeout: float, serving: 
 
 
 def remove_unit(engine: Engine, name: str, *, purge: bool = False, check_mode: bool = False) -> dict[str, Any]:
-    """Remove the unit's containers (serving, previous, candidate); its named volumes only with ``purge``."""
+    """Remove the unit's and its port holder's containers (serving, previous, candidate);
+    its named volumes only with ``purge``."""
     removed: list[str] = []
     volumes: set[str] = set()
-    for container in (name, previous_name(name), next_name(name), side_name(name), holder_name(name)):
+    # The port holder is updated like a unit, so it may leave its own previous/candidate/side containers.
+    for container in (n for unit in (name, holder_name(name))
+                      for n in (unit, previous_name(unit), next_name(unit), side_name(unit))):
         inspect = engine.inspect(container)
         if inspect is None:
             continue

@@ -270,3 +270,12 @@ def test_check_mode_returns_the_plan_without_waiting_for_dependencies() -> None:
     assert engine.calls == []
     with pytest.raises(ctr.HealthError, match="dependency mlstack-postgresql was not created"):
         deploy(engine, depends_on=["mlstack-postgresql"], timeout=0.3, dependency_timeout=0.3)
+
+
+def test_absent_removes_the_holders_previous_container_too() -> None:
+    engine = FakeEngine({"img:1": "sha256:aaa", "holder:1": "sha256:hhh", "holder:2": "sha256:hh2"})
+    held(engine)
+    deploy(engine, PUBLISHED, port_holder_image="holder:2")
+    assert "mlstack-redis_port_previous" in engine.containers  # a new holder image keeps the old holder
+    result = deploy(engine, state="absent")
+    assert "mlstack-redis_port_previous" in result["removed_containers"] and engine.containers == {}
