@@ -207,14 +207,15 @@ def test_the_workflow_runs_preflight_the_streams_and_verify_passing_artifacts_on
 
 
 def test_a_failed_node_takes_the_rollback_path(tmp_path: Path) -> None:
-    # A unit may not be privileged: preflight refuses it, so the backend stream fails before it changes anything.
-    jobs = run_workflow(tmp_path, {"backend": {"mlstack_privileged": True}})
+    # A unit may not be privileged: preflight refuses it, so the infrastructure stream fails before it
+    # changes anything. (Its limit holds localhost, where preflight runs; the backend stream's does not.)
+    jobs = run_workflow(tmp_path, {"infrastructure": {"mlstack_privileged": True}})
     statuses = {n: j.status if isinstance(j, Job) else j for n, j in jobs.items()}
-    assert statuses["backend"] == "failed" and statuses["preflight"] == "successful", statuses
+    assert statuses["infrastructure"] == "failed" and statuses["preflight"] == "successful", statuses
     assert statuses["verify"] == "do not run", "verify converges: one failed stream keeps it from running"
-    backend, rollback = jobs["backend"], jobs["rollback"]
-    assert isinstance(backend, Job) and isinstance(rollback, Job), "the failure path ran rollback"
-    refused = [e for e in backend.events if e["event"] == "runner_on_failed"]
+    failed, rollback = jobs["infrastructure"], jobs["rollback"]
+    assert isinstance(failed, Job) and isinstance(rollback, Job), "the failure path ran rollback"
+    refused = [e for e in failed.events if e["event"] == "runner_on_failed"]
     assert refused and "mlstack_privileged=true is refused" in json.dumps(refused[0]["event_data"]["res"])
     # The rollback job received the ancestors' artifacts and the workflow's own extra vars.
     assert rollback.extra_vars["mlstack_rollback_list"] == "false"
