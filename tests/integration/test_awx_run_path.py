@@ -134,11 +134,11 @@ def run_workflow(tmp: Path, node_extra_vars: Mapping[str, Mapping[str, Any]] | N
     done: dict[str, Job | str] = {}
     ancestors: dict[str, dict[str, Any]] = {}
     while len(done) < len(nodes):
-        ready = [n for n in nodes if n not in done and all(p in done for p, _ in parents[n])]
+        ready = [n for n in nodes if n not in done and all(p in done for p, _kind in parents[n])]
         assert ready, "the workflow graph has a cycle"
         launch = []
         for name in ready:
-            status = {p: done[p].status if isinstance(done[p], Job) else "do not run" for p, _ in parents[name]}
+            status = {p: done[p].status if isinstance(done[p], Job) else "do not run" for p, _kind in parents[name]}
             fired = [_fires(kind, status[p]) for p, kind in parents[name]]
             converge = nodes[name].get("all_parents_must_converge", False)
             if parents[name] and not (all(fired) if converge else any(fired)):
@@ -146,7 +146,7 @@ def run_workflow(tmp: Path, node_extra_vars: Mapping[str, Mapping[str, Any]] | N
                 continue
             # AWX: the parents' own ancestor artifacts, then their jobs' artifacts; the workflow's extra vars win.
             inherited: dict[str, Any] = {}
-            for parent, _ in parents[name]:
+            for parent, _kind in parents[name]:
                 inherited.update(ancestors.get(parent, {}))
                 if isinstance(done[parent], Job):
                     inherited.update(done[parent].artifacts)
@@ -175,7 +175,7 @@ def test_a_check_mode_phase5_plays_every_stream_as_awx_events(check_job: Job) ->
     for prefix in ("Preflight", "GPU preflight", "Docker hosts", "Units", "Quality stream", "Evidence"):
         assert any(play.startswith(prefix) for play in plays), (prefix, plays)
     ran = {(e["event_data"]["host"], e["event_data"]["play"]) for e in check_job.events if e["event"] == "runner_on_ok"}
-    assert {"redis", "chat", "localhost"} <= {host for host, _ in ran}
+    assert {"redis", "chat", "localhost"} <= {host for host, _play in ran}
     [stats] = [e for e in check_job.events if e["event"] == "playbook_on_stats"]
     assert stats["event_data"]["failures"] == {} and stats["event_data"]["dark"] == {}
 
