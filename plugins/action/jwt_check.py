@@ -49,7 +49,7 @@ class ActionModule(ActionBase):
             with open_url(base + "/openapi.json", timeout=timeout) as response:
                 endpoints = _security.v1_endpoints(json.load(response))
             private, kid = _jwt.signing_key(Path(str(args["dir"])).expanduser(),
-                                            vault_of(args.get("vault_password_file")))
+                                            vault_of(args.get("vault_password_file")), _jwt.injected_key())
             tokens = {
                 "valid": _jwt.mint(private, "mlstack-security-check", unit, [], 120, kid=kid)[0],
                 "no_token": None,

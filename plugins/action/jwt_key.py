@@ -38,8 +38,12 @@ class ActionModule(ActionBase):
             if overlap < 0:
                 raise SecretError(f"overlap={overlap}: seconds a former key stays accepted, 0 or more")
             vault = vault_of(args.get("vault_password_file"))
-            if _jwt.ensure_current(base, check, vault)[1]:
-                changed.append("signing key created")
+            injected = _jwt.injected_key()
+            if injected is not None and state != "present":
+                raise SecretError(f"the signing key is kept outside {base} ({_jwt.SIGNING_KEY_ENV}, e.g. an AWX "
+                                  "credential): rotate it there, not with state=" + state)
+            if _jwt.ensure_current(base, check, vault, injected)[1]:
+                changed.append("signing key published" if injected is not None else "signing key created")
             if state in ("staged", "promoted") and _jwt.stage(base, check, vault)[1]:
                 changed.append("next key staged")
             if state == "promoted":

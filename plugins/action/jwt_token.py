@@ -37,7 +37,7 @@ class ActionModule(ActionBase):
             scopes = scopes.split()
         try:
             private, kid = _jwt.signing_key(Path(str(args["dir"])).expanduser(),
-                                            vault_of(args.get("vault_password_file")))
+                                            vault_of(args.get("vault_password_file")), _jwt.injected_key())
             if args.get("forged"):
                 # Same kid, another key: what a forger who read the public key id would send.
                 private = _jwt.throwaway_private_pem()

@@ -118,6 +118,7 @@ from ansible_collections.aiops.mlstack.plugins.module_utils._dockerd import (
     DockerdError,
     build_argv,
     ensure,
+    ping,
 )
 
 
@@ -136,7 +137,14 @@ def main() -> None:
         supports_check_mode=True,
     )
     params = module.params
-    executable = params["executable"] or module.get_bin_path("dockerd", required=True, opt_dirs=SBIN_PATH.split(":"))
+    executable = params["executable"] or module.get_bin_path("dockerd", opt_dirs=SBIN_PATH.split(":"))
+    if executable is None:
+        # An engine reached through its socket from another machine or container (an execution
+        # environment's mounted socket): there is no dockerd here, and none to start while it answers.
+        if params["state"] == "started" and ping(params["docker_host"]):
+            module.exit_json(changed=False, pid=None, argv=[], action="none")
+        module.fail_json(msg=f"no dockerd executable here (looked in PATH and {SBIN_PATH}) and the engine "
+                             f"does not answer on {params['docker_host']}: install Docker or set executable")
     daemon_json = {}
     if os.path.exists(params["config_file"]):
         try:

@@ -20,6 +20,10 @@ description:
     C(playbooks/rotate_jwt.yml) does - so no service ever meets a token signed by a key it
     does not know. Retired keys past their overlap are removed.
   - This is an action plugin that runs on the controller. The private keys never leave it.
+  - Where the environment variable E(MLSTACK_JWT_SIGNING_KEY_FILE) names a file (the AWX credential
+    C(mlstack secrets) injects the key it keeps so), that Ed25519 key is the signing key, and only its
+    public half is written to C(signing.pub.pem). Such a key is rotated where it is kept; C(state=staged)
+    and C(state=promoted) are refused.
 author: mlstack maintainers (@aiops)
 extends_documentation_fragment:
   - aiops.mlstack.controller

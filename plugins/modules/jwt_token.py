@@ -18,6 +18,8 @@ description:
     expired token; both exist to prove that services refuse them (C(playbooks/security.yml)).
   - This is an action plugin that runs on the controller. A signing key file readable by others
     is refused with the chmod that fixes it.
+  - Where E(MLSTACK_JWT_SIGNING_KEY_FILE) names a file (an AWX credential's key), that key signs
+    instead of C(signing.pem). A key that is not the published C(signing.pub.pem) is refused.
 author: mlstack maintainers (@aiops)
 extends_documentation_fragment:
   - aiops.mlstack.controller

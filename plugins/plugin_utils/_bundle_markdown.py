@@ -46,6 +46,8 @@ def _headline(summary: Mapping[str, Any]) -> str:
     if verdict_ == "degraded":
         unmet = [c["name"] for c in summary.get("criteria") or [] if not c["ok"]]
         return _VERDICT_HEADLINES[verdict_] + (f" (unmet: {', '.join(unmet)})" if unmet else "")
+    if verdict_ == "incomplete" and (summary.get("run") or {}).get("status") == "complete":
+        return "INCOMPLETE: no unit reached the verify stream (preflight only, or verify left out by tags)"
     if verdict_ != "fail":
         return _VERDICT_HEADLINES[verdict_]
     blocking = [c["name"] for c in summary.get("criteria") or [] if c["blocking"] and not c["ok"]]

@@ -106,12 +106,20 @@ def mission_criteria(records: Sequence[Mapping[str, Any]], figure: Mapping[str, 
 def mission_verdict(criteria: Sequence[Mapping[str, Any]], records: Sequence[Mapping[str, Any]],
                     failed_units: Iterable[str], complete: bool) -> str:
     """fail: a blocking criterion, a critical unit's check or task failed; degraded: anything
-    else failed; incomplete: the run did not finish; pass otherwise."""
+    else failed; incomplete: the run did not finish, or no unit reached the verify stream
+    (a preflight-only run, or one whose tags left verify out: nothing was deployed to judge);
+    pass otherwise."""
     critical = _critical_units(records)
     failed = list(failed_units)
     critical_failed = any(critical.get(str(r["unit"])) and not r.get("ok") for r in records) or any(
         critical.get(u) for u in failed)
-    if critical_failed or any(c["blocking"] and not c["ok"] for c in criteria):
+    if critical_failed:
+        return "fail"
+    # Without unit_state records the blocking criteria only say that verify did not run.
+    verified = any(r.get("check") == "unit_state" for r in records)
+    if not verified:
+        return "incomplete"
+    if any(c["blocking"] and not c["ok"] for c in criteria):
         return "fail"
     if not complete:
         return "incomplete"

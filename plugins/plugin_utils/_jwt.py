@@ -16,6 +16,7 @@ import hashlib
 import os
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,10 @@ UNIT = "jwt"
 CURRENT, NEXT = "signing", "next"
 MAX_TTL_S = 86400
 ISSUER = "mlstack"
+# A signing key kept outside the secrets directory: AWX's "mlstack secrets" credential writes the
+# key it holds to a file of the job's and names that file here. It signs; only its public half is
+# written to the directory, so the private key never rests on the execution node.
+SIGNING_KEY_ENV = "MLSTACK_JWT_SIGNING_KEY_FILE"
 
 
 def _plain(data: bytes, source: Path, vault: Any = None) -> bytes:
@@ -63,8 +68,50 @@ def _read_public(base: Path, name: str) -> str | None:
     return path.read_text() if path.exists() else None
 
 
-def ensure_current(base: Path, check_mode: bool = False, vault: Any = None) -> tuple[str, bool]:
-    """The signing key pair, made once. Returns (public PEM, created)."""
+def injected_key(environ: Mapping[str, str] | None = None) -> bytes | None:
+    """The PEM of the signing key named by ``MLSTACK_JWT_SIGNING_KEY_FILE``, if set and not empty."""
+    name = (os.environ if environ is None else environ).get(SIGNING_KEY_ENV, "")
+    if not name:
+        return None
+    try:
+        pem = Path(name).read_bytes()
+    except OSError as exc:
+        raise SecretError(f"{SIGNING_KEY_ENV}={name}: {exc.strerror}") from exc
+    return pem if pem.strip() else None
+
+
+def public_of(private_pem: bytes) -> str:
+    """The public PEM of an Ed25519 private key; anything else is refused."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = serialization.load_pem_private_key(private_pem, password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise SecretError("the JWT signing key is not an Ed25519 private key")
+    return key.public_key().public_bytes(serialization.Encoding.PEM,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def _publish_injected(base: Path, private_pem: bytes, check_mode: bool) -> tuple[str, bool]:
+    """The injected key's public half as the signing key services accept. Returns (public PEM, changed)."""
+    public = public_of(private_pem)
+    path = _dir(base) / f"{CURRENT}.pub.pem"
+    changed = not path.exists() or path.read_text() != public
+    if changed and not check_mode:
+        for directory in (base, _dir(base)):
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            check_permissions(directory)
+        path.write_text(public)
+        path.chmod(0o644)
+    return public, changed
+
+
+def ensure_current(base: Path, check_mode: bool = False, vault: Any = None,
+                   injected: bytes | None = None) -> tuple[str, bool]:
+    """The signing key pair, made once; or, with ``injected``, that key's public half published.
+    Returns (public PEM, created or changed)."""
+    if injected is not None:
+        return _publish_injected(base, injected, check_mode)
     return ensure_keypair(base, UNIT, CURRENT, check_mode, vault)
 
 
@@ -179,14 +226,25 @@ def throwaway_private_pem() -> bytes:
                                                       serialization.NoEncryption())
 
 
-def signing_key(base: Path, vault: Any = None) -> tuple[bytes, str]:
-    """The private signing key (decrypted) and its kid; refuses a key file that others can read."""
-    path = _dir(base) / f"{CURRENT}.pem"
-    if not path.exists():
-        raise SecretError(f"{path} does not exist: run playbooks/phase5.yml (role aiops.mlstack.secrets) first")
-    check_permissions(path.parent)
-    check_permissions(path)
+def signing_key(base: Path, vault: Any = None, injected: bytes | None = None) -> tuple[bytes, str]:
+    """The private signing key (decrypted; ``injected`` when given) and its kid; refuses a key file
+    that others can read, and a key whose public half is not the published signing key."""
     public = _read_public(base, CURRENT)
     if public is None:
-        raise SecretError(f"{_dir(base)}/{CURRENT}.pub.pem is missing: run with state=present")
-    return _plain(path.read_bytes(), path, vault), kid_of(public)
+        raise SecretError(f"{_dir(base)}/{CURRENT}.pub.pem is missing: run playbooks/phase5.yml "
+                          "(aiops.mlstack.jwt_key publishes the signing key) first")
+    if injected is not None:
+        private = injected
+    else:
+        path = _dir(base) / f"{CURRENT}.pem"
+        if not path.exists():
+            raise SecretError(f"{path} does not exist: run playbooks/phase5.yml (role aiops.mlstack.secrets) first")
+        check_permissions(path.parent)
+        check_permissions(path)
+        private = _plain(path.read_bytes(), path, vault)
+    # Services know only the published key: a token signed by another one would get 401 everywhere.
+    if kid_of(public_of(private)) != kid_of(public):
+        raise SecretError(f"the JWT signing key{' named by ' + SIGNING_KEY_ENV if injected is not None else ''} "
+                          f"is not the one published in {_dir(base)}/{CURRENT}.pub.pem: run playbooks/phase5.yml "
+                          "with the same key first")
+    return private, kid_of(public)

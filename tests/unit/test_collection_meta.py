@@ -79,7 +79,8 @@ DIRT = [".pytest_cache/v/cache/lastfailed", ".ruff_cache/0.17/x", "evidence/2027
         "images/mlstack-services/build/x", "images/mlstack-services/src/mlstack_services.egg-info/PKG-INFO",
         "plugins/modules/__pycache__/container.cpython-311.pyc", "tests/output/junit.xml",
         "images/llm/host-ca.crt", "changelogs/.plugin-cache.yaml", ".hypothesis/constants/x",
-        "aiops-mlstack-0.0.1.tar.gz", "artifacts/1/job_events/1.json", ".ansible/collections/x"]
+        "aiops-mlstack-0.0.1.tar.gz", "artifacts/1/job_events/1.json", ".ansible/collections/x",
+        "ee/vendor/ansible_collections/community/docker/MANIFEST.json", "ee/base-requirements.txt"]
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git to list the checkout")

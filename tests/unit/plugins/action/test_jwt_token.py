@@ -2,7 +2,8 @@
 
 A list audience must reach the token as a JSON list (it once became the string
 "['chat', 'reasoning']", which every unit refused with 401); the token is printed to the
-playbook's standard output and never written into the evidence bundle.
+playbook's standard output and never written into the evidence bundle. A signing key kept in
+AWX reaches the plugins through the "mlstack secrets" credential's injectors (awx/).
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import jinja2
+import jinja2.sandbox
 import jwt
 import pytest
+import yaml
 from cryptography.hazmat.primitives import serialization
 
 from ansible_collections.aiops.mlstack.plugins.plugin_utils import _jwt
@@ -32,9 +36,10 @@ def secrets(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return base
 
 
-def run_token_playbook(secrets: Path, *extra: str) -> tuple[str, Path]:
+def run_token_playbook(secrets: Path, *extra: str, environ: dict[str, str] | None = None) -> tuple[str, Path]:
     bundles = secrets.parent / "bundles"
-    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "MLSTACK_EVIDENCE_DIR": str(bundles)}
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "MLSTACK_EVIDENCE_DIR": str(bundles),
+           **(environ or {})}
     done = subprocess.run([str(Path(sys.executable).with_name("ansible-playbook")), "-i", "inventories/local",
                            "playbooks/token.yml", "-e", f"mlstack_secrets_dir={secrets}", *extra],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
@@ -67,3 +72,51 @@ def test_one_unit_stays_a_string_and_the_token_stays_out_of_the_evidence(secrets
     written = [path for path in bundles.rglob("*") if path.is_file()]
     assert written, "the evidence callback wrote a bundle"
     assert not [path for path in written if TOKEN.search(path.read_text(errors="replace"))]
+
+
+def inject_as_awx_does(inputs: dict[str, str], files: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """The "mlstack secrets" credential type's injectors applied the way AWX applies them: each
+    file template rendered with the inputs into a file of the job's, named in ``tower.filename``;
+    env and extra_vars rendered with both. Returns (environment, extra vars)."""
+    data = yaml.safe_load((ROOT / "awx" / "controller_credential_types.yml").read_text())
+    [kind] = data["controller_credential_types"]
+    # Rendered once by Ansible when awx_configure.yml creates the type: what AWX stores.
+    stored = {k: {n: jinja2.Template(v).render() for n, v in section.items()}
+              for k, section in kind["injectors"].items()}
+    sandbox = jinja2.sandbox.ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined)
+    filenames = {}
+    for name, template in stored["file"].items():
+        path = files / name.removeprefix("template.")
+        path.write_text(sandbox.from_string(template).render(**inputs))
+        path.chmod(0o600)
+        filenames[name.removeprefix("template.")] = str(path)
+    context = {**inputs, "tower": {"filename": filenames}}
+    return ({n: sandbox.from_string(v).render(**context) for n, v in stored["env"].items()},
+            {n: sandbox.from_string(v).render(**context) for n, v in stored["extra_vars"].items()})
+
+
+def test_a_signing_key_kept_in_awx_is_the_one_that_signs(tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets"
+    kept = _jwt.throwaway_private_pem()
+    (tmp_path / "job").mkdir()
+    environ, extra_vars = inject_as_awx_does(
+        {"secrets_dir": str(secrets), "vault_password": "pw", "jwt_signing_key": kept.decode()}, tmp_path / "job")
+    assert extra_vars["mlstack_secrets_dir"] == str(secrets)
+    # What phase5's secrets role does first: aiops.mlstack.jwt_key publishes the signing key.
+    published = subprocess.run(
+        [str(Path(sys.executable).with_name("ansible")), "localhost", "-m", "aiops.mlstack.jwt_key", "-a",
+         f"dir={secrets}"], cwd=ROOT, env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), **environ},
+        capture_output=True, text=True, timeout=120, check=False)
+    assert published.returncode == 0 and "signing key published" in published.stdout, published.stdout[-2000:]
+    assert (secrets / "jwt" / "signing.pub.pem").read_text() == _jwt.public_of(kept)
+    assert not (secrets / "jwt" / "signing.pem").exists(), "the private key kept in AWX is not written down"
+    stdout = run_token_playbook(secrets, "-e", "mlstack_token_audience=chat", environ=environ)[0]
+    claims_of(stdout, secrets, "chat")  # verifies against the published key: the kept one signed
+    [token] = TOKEN.findall(stdout)
+    assert jwt.get_unverified_header(token)["kid"] == _jwt.kid_of(_jwt.public_of(kept))
+    # Without the credential, the directory holds no private key to sign with: refused, not a wrong token.
+    without = subprocess.run([str(Path(sys.executable).with_name("ansible-playbook")), "-i", "inventories/local",
+                              "playbooks/token.yml", "-e", f"mlstack_secrets_dir={secrets}"], cwd=ROOT,
+                             env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
+                             capture_output=True, text=True, timeout=120, check=False)
+    assert without.returncode != 0 and "signing.pem does not exist" in without.stdout

@@ -129,3 +129,15 @@ def test_dockerd_start_refuses_invalid_daemon_json(tmp_path: Path, capsys: pytes
     result = _run(dockerd_start, args, capsys)
     assert result["failed"] is True
     assert result["msg"].startswith(f"{config} is not valid JSON")
+
+
+@pytest.mark.parametrize(("answers", "failed"), [(True, False), (False, True)])
+def test_dockerd_start_without_dockerd_here_is_fine_while_the_engine_answers(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        answers: bool, failed: bool) -> None:
+    # An execution environment reaches the host's engine through its mounted socket: no dockerd in it.
+    monkeypatch.setattr(dockerd_start.AnsibleModule, "get_bin_path", lambda *_a, **_k: None)
+    monkeypatch.setattr(dockerd_start, "ping", lambda host: answers)
+    result = _run(dockerd_start, {"docker_host": f"unix://{tmp_path}/docker.sock", "_ansible_check_mode": True}, capsys)
+    assert result.get("failed", False) is failed
+    assert result["msg"].startswith("no dockerd executable here") if failed else result["action"] == "none"

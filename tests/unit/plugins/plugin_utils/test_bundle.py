@@ -484,3 +484,25 @@ def test_headline_says_a_failed_deploy_was_rolled_back_and_ignores_degraded_unit
 def test_redis_authentication_is_judged_only_where_the_catalog_has_redis(records, ok, detail):
     criterion = _bundle_verdict.mission_criteria(records, {"value": 2.0})[1]
     assert (criterion["name"], criterion["ok"], criterion["detail"]) == ("Redis authentication resolved", ok, detail)
+
+
+PREFLIGHT_ONLY = [_rec("redis", "catalog", True, critical=True, role="redis"),
+                  _rec("chat", "catalog", True, critical=True, role="ml_service"),
+                  _rec("memory", "catalog", True, critical=False, role="ml_service")]
+
+
+@pytest.mark.parametrize(("records", "failed_units", "expected"), [
+    (PREFLIGHT_ONLY, [], "incomplete"),  # nothing deployed: nothing to judge, not a failure
+    (PREFLIGHT_ONLY, ["memory"], "incomplete"),  # a non-critical unit failed before any verify
+    (PREFLIGHT_ONLY, ["chat"], "fail"),  # a critical unit failed: fail, verified or not
+    ([*PREFLIGHT_ONLY[:2], _rec("memory", "catalog", False, critical=False)], [], "incomplete"),
+    ([*PREFLIGHT_ONLY[1:], _rec("redis", "catalog", False, critical=True, role="redis")], [], "fail"),
+])
+def test_a_complete_run_that_verified_no_unit_is_incomplete(records, failed_units, expected):
+    criteria = _bundle_verdict.mission_criteria(records, {"value": None})
+    assert _bundle_verdict.mission_verdict(criteria, records, failed_units, True) == expected
+
+
+def test_report_of_a_preflight_only_run_says_no_unit_was_verified():
+    summary = {"verdict": "incomplete", "criteria": [], "checks": [], "units": [], "run": {"status": "complete"}}
+    assert _bundle_markdown._headline(summary).startswith("INCOMPLETE: no unit reached the verify stream")

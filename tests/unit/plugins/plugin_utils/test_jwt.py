@@ -155,3 +155,39 @@ def test_an_empty_unit_in_the_audience_is_refused(base: Path, audience: list[str
     private, _kid = _jwt.signing_key(base)
     with pytest.raises(SecretError):
         _jwt.mint(private, "op", audience, [], 60)
+
+
+def test_an_injected_key_is_published_never_written_and_signs(tmp_path: Path) -> None:
+    base = tmp_path / "secrets"
+    kept = _jwt.throwaway_private_pem()
+    key_file = tmp_path / "awx-job-file"
+    key_file.write_bytes(kept)
+    injected = _jwt.injected_key({_jwt.SIGNING_KEY_ENV: str(key_file)})
+    assert injected == kept
+    assert _jwt.ensure_current(base, check_mode=True, injected=injected) == (_jwt.public_of(kept), True)
+    assert not base.exists(), "check mode writes nothing"
+    assert _jwt.ensure_current(base, injected=injected) == (_jwt.public_of(kept), True)
+    assert _jwt.ensure_current(base, injected=injected)[1] is False
+    assert not (base / "jwt" / "signing.pem").exists()
+    private, kid = _jwt.signing_key(base, injected=injected)
+    assert private == kept and kid == _jwt.kid_of(_jwt.public_of(kept))
+
+
+@pytest.mark.parametrize("environ", [{}, {_jwt.SIGNING_KEY_ENV: ""}])
+def test_no_injected_key_without_the_variable(environ: dict[str, str]) -> None:
+    assert _jwt.injected_key(environ) is None
+
+
+def test_an_empty_injected_file_is_no_key_and_a_missing_one_is_refused(tmp_path: Path) -> None:
+    # AWX writes the file even where the credential's optional key field was left empty.
+    (tmp_path / "empty").write_text("")
+    assert _jwt.injected_key({_jwt.SIGNING_KEY_ENV: str(tmp_path / "empty")}) is None
+    with pytest.raises(SecretError, match="No such file"):
+        _jwt.injected_key({_jwt.SIGNING_KEY_ENV: str(tmp_path / "gone")})
+
+
+def test_a_key_other_than_the_published_one_is_refused(tmp_path: Path) -> None:
+    base = tmp_path / "secrets"
+    _jwt.ensure_current(base)
+    with pytest.raises(SecretError, match="is not the one published"):
+        _jwt.signing_key(base, injected=_jwt.throwaway_private_pem())
