@@ -16,11 +16,13 @@ def unit_clients(hostvars: Mapping[str, Any], units: list[str], database: str) -
     """Service units among ``units`` that depend on ``database``, with their identifiers.
 
     Each gets a user ``name``, a Redis key ``prefix`` and a PostgreSQL ``database`` of its own,
-    and ``redis_acl``, its catalog's ``mlstack_redis_acl`` (None: the default profile).
+    ``redis_acl``, its catalog's ``mlstack_redis_acl`` (None: the default profile), and
+    ``member_of``, its catalog's ``mlstack_postgres_roles`` (predefined roles such as pg_monitor).
     """
     catalog = catalog_of(hostvars, units)
     return [{"unit": name, "name": db_identifier(name), "prefix": f"{name}:", "database": db_identifier(name),
-             "redis_acl": catalog[name].get("mlstack_redis_acl")}
+             "redis_acl": catalog[name].get("mlstack_redis_acl"),
+             "member_of": list(catalog[name].get("mlstack_postgres_roles") or [])}
             for name in clients_of(catalog, database)]
 
 

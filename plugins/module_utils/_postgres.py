@@ -31,6 +31,9 @@ except ImportError as _exc:  # pragma: no cover - depends on the target's Python
 Connect = Callable[[str, int, str, "str | None", str, float], Any]
 
 NAME_RE = re.compile(r"^[a-z0-9_]+$")
+# The predefined roles a service role may be made a member of: read-only views of the
+# server's statistics and settings (the PostgreSQL exporter), never of any table's data.
+MEMBERSHIPS = ("pg_monitor",)
 
 
 # --- names (pure) ------------------------------------------------------------------------
@@ -50,6 +53,10 @@ def validate_services(services: Sequence[dict[str, Any]], field: str) -> list[st
                     f"{field}[{index}].{key}: {value!r} is not a valid name; "
                     "use lower-case letters, digits and underscore"
                 )
+        for index_role, role in enumerate(service.get("member_of") or []):
+            if role not in MEMBERSHIPS:
+                errors.append(f"{field}[{index}].member_of[{index_role}]: {role!r} is not granted to a service role; "
+                              f"use one of {list(MEMBERSHIPS)}")
         if isinstance(name, str):
             if name in names:
                 errors.append(f"{field}[{index}].name: {name!r} appears more than once")
@@ -68,10 +75,13 @@ class Service:
     name: str
     password: str = field(repr=False)
     database: str
+    # Predefined roles (MEMBERSHIPS) the role is granted; none for an ordinary service.
+    member_of: tuple[str, ...] = ()
 
 
 def services_from_params(items: Sequence[dict[str, Any]] | None) -> list[Service]:
-    return [Service(i["name"], i["password"], i.get("database") or i["name"]) for i in items or []]
+    return [Service(i["name"], i["password"], i.get("database") or i["name"], tuple(i.get("member_of") or ()))
+            for i in items or []]
 
 
 # --- libpq's errors (pure) -----------------------------------------------------------------

@@ -78,6 +78,7 @@ class State:
     roles: dict[str, RoleState] = field(default_factory=dict)
     databases: dict[str, DatabaseState] = field(default_factory=dict)
     connect: dict[tuple[str, str], bool] = field(default_factory=dict)  # (role, database) -> may connect
+    members: dict[str, set[str]] = field(default_factory=dict)  # role -> the roles it is a member of
 
 
 @dataclass(frozen=True)
@@ -155,9 +156,18 @@ def _database_steps(service: Service, state: State) -> list[Step]:
     return steps
 
 
+def _membership_steps(service: Service, state: State) -> list[Step]:
+    """Grant the predefined roles the service asks for (pg_monitor); a grant is never taken back here."""
+    held = state.members.get(service.name, set())
+    return [Step(f"grant {group} to {service.name}", "GRANT {group} TO {role}",
+                 (("group", group), ("role", service.name)))
+            for group in service.member_of if group not in held]
+
+
 def plan_service(service: Service, state: State, encrypt: Encrypt) -> list[Step]:
-    """The statements that bring one service's role and database to the desired state."""
-    return _role_steps(service, state.roles.get(service.name), encrypt) + _database_steps(service, state)
+    """The statements that bring one service's role, memberships and database to the desired state."""
+    return (_role_steps(service, state.roles.get(service.name), encrypt) + _membership_steps(service, state)
+            + _database_steps(service, state))
 
 
 def plan(services: Sequence[Service], state: State, encrypt: Encrypt) -> list[Step]:
@@ -203,14 +213,17 @@ def describe(services: Sequence[Service], state: State, desired: bool = False) -
         database = state.databases.get(service.database)
         if desired:
             roles.append({"name": service.name, "attributes": ROLE_ATTRIBUTES, "verifier": SCRAM,
-                          "verifier_matches": True})
+                          "verifier_matches": True,
+                          **({"member_of": sorted(service.member_of)} if service.member_of else {})})
             databases.append({"name": service.database, "owner": service.name, "public_connect": False,
                               "public_temporary": False, "owner_connect": True})
             continue
         if role is not None:
             roles.append({"name": service.name, "attributes": _role_flags(role),
                           "verifier": password_kind(role.password),
-                          "verifier_matches": verifier_matches(role.password, service.password)})
+                          "verifier_matches": verifier_matches(role.password, service.password),
+                          **({"member_of": sorted(state.members.get(service.name, set()) & set(service.member_of))}
+                             if service.member_of else {})})
         if database is not None:
             databases.append({"name": service.database, "owner": database.owner,
                               "public_connect": database.public_connect,
@@ -251,6 +264,15 @@ def read_state(conn: Any, services: Sequence[Service]) -> State:
         ([s.database for s in services],),
     ):
         state.databases[row[0]] = DatabaseState(row[0], row[1], bool(row[2]), bool(row[3]))
+    asking = [s.name for s in services if s.member_of]
+    for row in query_rows(
+        conn,
+        "SELECT member.rolname, grp.rolname FROM pg_catalog.pg_auth_members m"
+        " JOIN pg_catalog.pg_roles member ON member.oid = m.member JOIN pg_catalog.pg_roles grp ON grp.oid = m.roleid"
+        " WHERE member.rolname = ANY(%s)",
+        (asking,),
+    ) if asking else []:
+        state.members.setdefault(row[0], set()).add(row[1])
     for service in services:
         if service.name in state.roles and service.database in state.databases:
             row = query_one(

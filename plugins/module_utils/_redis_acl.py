@@ -39,6 +39,12 @@ PROFILES: dict[str, tuple[str, ...]] = {
     "keyvalue": ("@read", "@write", "@transaction"),
 }
 DEFAULT_PROFILE = "keyvalue"
+# The Redis exporter's (prometheus-redis-exporter): what it reads to export Redis' state, no
+# key or value (INFO's keyspace section counts keys per database; it names none). INFO and
+# CONFIG GET are in @admin/@dangerous, which a service profile never grants: this fixed,
+# reviewed list is the one exception (:func:`acl_rules`), and it cannot be named as a list.
+MONITORING_PROFILE = "monitoring"
+PROFILES[MONITORING_PROFILE] = ("info", "config|get", "latency|latest", "slowlog|len")
 FIELD = "mlstack_redis_acl"
 
 # Categories no service user gets; subtracted last so that nothing granted before survives.
@@ -206,6 +212,9 @@ def acl_rules(value: Any, unit: str = "") -> str:
     if errors:
         raise ValueError("; ".join(errors))
     entries = resolve(value)
+    if value == MONITORING_PROFILE:
+        # Granted by name after -@all, with no category: nothing beyond the list comes with it.
+        return " ".join(["-@all", *(f"+{c}" for c in entries)])
     categories = [e[1:] for e in entries if e.startswith("@")]
     commands = [e for e in entries if not e.startswith("@")]  # the baseline first
     rules = ["-@all", *(f"+@{c}" for c in categories)]

@@ -149,6 +149,8 @@ class ResolvedUnit:
     security_exceptions: dict[str, Any]
     latency_bound_ms: float | None
     health_path: str
+    # Where Prometheus scrapes the unit on its container port (None: the unit serves no metrics).
+    metrics_path: str | None
     health_timeout: float
     start_period: float
     memory: str | None
@@ -271,6 +273,21 @@ def _gpu(entry: Mapping[str, Any]) -> dict[str, Any]:
             "env": dict(entry.get("mlstack_gpu_env") or {})}
 
 
+# The roles whose units serve Prometheus metrics unless their entry says otherwise.
+METRICS_ROLES = ("ml_service",)
+
+
+def _metrics_path(entry: Mapping[str, Any], role: str | None) -> str | None:
+    # Absent: the role's default; "" or false: none (an ml_service image that serves no
+    # /metrics, such as llama.cpp's server); any other value: that path, whatever the role.
+    value = entry.get("mlstack_metrics_path")
+    if value is None:
+        return "/metrics" if role in METRICS_ROLES else None
+    if value is False or str(value).strip() == "":
+        return None
+    return str(value)
+
+
 def _image(entry: Mapping[str, Any]) -> dict[str, Any]:
     """The unit's image: a reference to pull, a recipe to build (None: the role's), each also for a GPU."""
     return {"ref": _text(entry.get("mlstack_image"), ""), "ref_gpu": _text(entry.get("mlstack_image_gpu"), ""),
@@ -316,6 +333,7 @@ def resolve(name: str, entry: Mapping[str, Any], settings: Mapping[str, Any] | S
         security_exceptions=dict(entry.get("mlstack_security_exceptions") or {}),
         latency_bound_ms=_number(entry.get("mlstack_latency_bound_ms"), None),
         health_path=_text(entry.get("mlstack_health_path"), "/health"),
+        metrics_path=_metrics_path(entry, role),
         health_timeout=_number(entry.get("mlstack_health_timeout"), 300),
         start_period=_number(entry.get("mlstack_start_period"), 120),
         memory=None if entry.get("mlstack_memory") in (None, "") else str(entry["mlstack_memory"]),

@@ -85,6 +85,13 @@ options:
       database:
         description: The role's own database; lower-case letters, digits and underscore. Defaults to O(clients[].name).
         type: str
+      member_of:
+        description:
+          - Predefined roles the role is granted; only C(pg_monitor) (read-only statistics and settings,
+            for the PostgreSQL exporter). A grant is never revoked by this module.
+        type: list
+        elements: str
+        default: []
   timeout:
     description: Connect timeout in seconds (libpq rounds it to whole seconds, at least 1).
     type: float
@@ -176,6 +183,7 @@ def main() -> None:
                     "name": {"type": "str", "required": True},
                     "password": {"type": "str", "required": True, "no_log": True},
                     "database": {"type": "str"},
+                    "member_of": {"type": "list", "elements": "str", "default": []},
                 },
             },
             "timeout": {"type": "float", "default": 5.0},

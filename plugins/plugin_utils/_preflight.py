@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ansible_collections.aiops.mlstack.plugins.module_utils._gpu_placement import request_errors
+from ansible_collections.aiops.mlstack.plugins.module_utils._postgres import MEMBERSHIPS
 from ansible_collections.aiops.mlstack.plugins.module_utils._redis_acl import FIELD as REDIS_ACL_FIELD
 from ansible_collections.aiops.mlstack.plugins.module_utils._redis_acl import permission_errors
 from ansible_collections.aiops.mlstack.plugins.module_utils._unit import UPDATE_ORDERS, database_volume
@@ -23,7 +24,7 @@ CATALOG_FIELDS = ("mlstack_unit_kind", "mlstack_unit_role", "mlstack_port", "mls
                   "mlstack_depends_on", "mlstack_optional", "mlstack_critical", "mlstack_update_order",
                   "mlstack_security_exceptions", "mlstack_privileged", "mlstack_gpu", "mlstack_gpu_memory_mb",
                   "mlstack_gpu_device", "mlstack_data_volume", "mlstack_latency_bound_ms",
-                  "mlstack_redis_acl", "mlstack_ports")
+                  "mlstack_redis_acl", "mlstack_ports", "mlstack_postgres_roles")
 # What a unit may declare it does without (a reason is required); all else is enforced and checked.
 # The hardening rules are the ones the verify role judges, so the two lists cannot drift apart.
 SECURITY_RULES = ("jwt", *HARDENING_RULES)
@@ -83,11 +84,26 @@ def _check_unit(name: str, entry: dict[str, Any], units: dict[str, Any], docker_
                           f"move {dep!r} to mlstack_optional (wired, never awaited) or set mlstack_critical: true "
                           f"on {dep!r}")
     _check_security(name, entry, errors)
+    _check_postgres_roles(name, entry, units, errors)
     _check_latency_bound(name, entry.get("mlstack_latency_bound_ms"), errors)
     order = entry.get("mlstack_update_order")
     if order is not None and order not in UPDATE_ORDERS:
         errors.append(f"unit {name}: mlstack_update_order={order!r}: set one of {list(UPDATE_ORDERS)} "
                       "(stop-first for a unit whose data volume one process must own)")
+
+
+def _check_postgres_roles(name: str, entry: dict[str, Any], units: dict[str, Any], errors: list[str]) -> None:
+    # A predefined role given to a service's PostgreSQL role: only the read-only statistics one.
+    value = entry.get("mlstack_postgres_roles")
+    if value is None:
+        return
+    if not isinstance(value, list) or any(r not in MEMBERSHIPS for r in value):
+        errors.append(f"unit {name}: mlstack_postgres_roles={value!r}: list only {list(MEMBERSHIPS)} "
+                      "(read-only statistics for an exporter), or remove it")
+    elif not any((units.get(d) or {}).get("mlstack_unit_role") == "postgresql"
+                 for d in entry.get("mlstack_depends_on") or []):
+        errors.append(f"unit {name}: mlstack_postgres_roles is set but mlstack_depends_on names no PostgreSQL unit: "
+                      "add the PostgreSQL unit to mlstack_depends_on or remove mlstack_postgres_roles")
 
 
 def _check_latency_bound(name: str, value: Any, errors: list[str]) -> None:

@@ -21,9 +21,9 @@ HOSTVARS = {
 def test_unit_clients_gives_each_service_its_own_identifiers() -> None:
     clients = unit_clients(HOSTVARS, ["voice-interaction", "chat"], "redis")
     assert clients == [
-        {"unit": "chat", "name": "chat", "prefix": "chat:", "database": "chat", "redis_acl": None},
+        {"unit": "chat", "name": "chat", "prefix": "chat:", "database": "chat", "redis_acl": None, "member_of": []},
         {"unit": "voice-interaction", "name": "voice_interaction", "prefix": "voice-interaction:",
-         "database": "voice_interaction", "redis_acl": "sessions"},
+         "database": "voice_interaction", "redis_acl": "sessions", "member_of": []},
     ]
 
 

@@ -37,7 +37,7 @@ def test_acl_rules(value: Any, rules: str) -> None:
     ("value", "message"),
     [
         ("admin", "unit chat: mlstack_redis_acl='admin' is not a profile: use one of ['conversations', 'keyvalue', "
-                  "'readiness', 'sessions']"),
+                  "'monitoring', 'readiness', 'sessions']"),
         ("", "unit chat: mlstack_redis_acl='' is not a profile"),
         ([], "unit chat: mlstack_redis_acl must be a profile name or a non-empty list"),
         ({"get": True}, "unit chat: mlstack_redis_acl must be a profile name or a non-empty list"),
@@ -92,7 +92,7 @@ def test_uses_says_what_the_checks_may_not_expect_refused(value: Any, uses: dict
 
 def test_profiles_name_only_known_commands_and_none_never_granted() -> None:
     for name, entries in acl.PROFILES.items():
-        if entries:
+        if entries and name != acl.MONITORING_PROFILE:
             assert acl.permission_errors(name, list(entries)) == [], name
         assert "@blocking" not in entries and "@pubsub" not in entries
 
@@ -121,3 +121,18 @@ def test_the_tables_agree_with_redis() -> None:
     assert {"eval", "evalsha", "fcall", "script|load"} <= acl.CATEGORY_COMMANDS["scripting"]
     assert {"blpop", "brpop", "xread"} <= acl.CATEGORY_COMMANDS["blocking"]
     assert {"subscribe", "psubscribe", "publish"} <= acl.CATEGORY_COMMANDS["pubsub"]
+
+
+def test_monitoring_profile_grants_only_its_read_commands_and_no_category() -> None:
+    # INFO and CONFIG GET come by name; nothing else (no key read, no script, no category).
+    rules = acl.acl_rules("monitoring", "redis-exporter")
+    assert rules == "-@all +ping +exists +info +config|get +latency|latest +slowlog|len"
+    assert "@" not in rules.replace("-@all", "")
+    assert not acl.grants("monitoring", "get") and not acl.grants("monitoring", "set")
+    assert acl.uses("monitoring") == {"blocking": False, "pubsub": False}
+    assert all(c in acl.COMMANDS for c in acl.PROFILES["monitoring"])
+
+
+def test_monitoring_commands_cannot_be_named_in_a_list() -> None:
+    # Only the reviewed profile carries INFO / CONFIG GET; a unit's own list may not.
+    assert acl.permission_errors("x", ["info", "config|get"])
