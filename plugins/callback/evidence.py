@@ -50,6 +50,19 @@ options:
     ini:
       - section: callback_evidence
         key: keep
+  sample_interval:
+    description:
+      - Seconds between samples of the units' CPU and memory (Docker's stats API, containers labelled
+        C(io.mlstack.unit)) and each GPU's load (NVML), taken in a thread from the first play to the end of the
+        run, for C(utilization.json), C(utilization.md), C(utilization/<unit>.svg) and C(dashboard.html).
+      - C(0) turns the sampler off. See docs/utilization.md in the collection.
+    type: float
+    default: 1.0
+    env:
+      - name: MLSTACK_EVIDENCE_SAMPLE_INTERVAL
+    ini:
+      - section: callback_evidence
+        key: sample_interval
   unit_group:
     description:
       - Inventory group whose hosts are units. The units' tasks make the timeline and the parallelism figure;
@@ -268,9 +281,9 @@ class CallbackModule(CallbackBase):
         self._sampler.start()
 
     def _write_utilization(self, summary: dict[str, Any]) -> None:
-        if self._sampler is None or self._bundle is None:
-            return
         try:
+            if self._sampler is None or self._bundle is None:
+                return
             samples = self._sampler.stop()
             util = _bundle_util.build_utilization(samples, self._sampler.overhead(), summary)
             title = f"Utilization during {summary['run']['playbook'] or 'the run'} ({summary['run']['id']})"
@@ -347,10 +360,7 @@ class CallbackModule(CallbackBase):
         self._ensure_started()
         self._emit({"event": "play_start", "play": play.get_name().strip(), "time": self._clock()})
         self._write_interim()
-        try:
-            self._start_sampler()
-        except Exception as exc:  # no Docker SDK or no engine: the run goes on without utilization
-            self._warn("starting the utilization sampler", exc)
+        self._start_sampler()  # last: the method is guarded, a failure here loses nothing else
 
     @_guarded
     def v2_runner_on_start(self, host: Any, task: Any) -> None:

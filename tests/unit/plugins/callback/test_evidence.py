@@ -431,3 +431,11 @@ def test_sample_interval_zero_turns_the_sampler_off(cb):
     cb.v2_playbook_on_stats(FakeStats())
     assert cb._sampler is None and not (cb._bundle / "dashboard.html").exists()
     assert cb._display.warnings == []
+
+
+def test_the_documentation_declares_every_option_the_fixture_sets():
+    import yaml
+
+    options = yaml.safe_load(ev.DOCUMENTATION)["options"]
+    assert {"output_dir", "keep", "unit_group", "sample_interval"} <= set(options)
+    assert options["sample_interval"]["env"] == [{"name": "MLSTACK_EVIDENCE_SAMPLE_INTERVAL"}]
