@@ -19,8 +19,8 @@ LLM = Path(__file__).resolve().parents[3] / "images" / "llm" / "llm_server.py"
 @pytest.fixture(scope="module")
 def llm_server() -> types.ModuleType:
     """The wrapper with llama_cpp stubbed: the middleware needs none of it."""
-    stubs = {name: types.ModuleType(name) for name in ("llama_cpp", "llama_cpp.server", "llama_cpp.server.__main__",
-                                                        "llama_cpp.server.app")}
+    names = ("llama_cpp", "llama_cpp.server", "llama_cpp.server.__main__", "llama_cpp.server.app")
+    stubs = {name: types.ModuleType(name) for name in names}
     stubs["llama_cpp.server.__main__"].create_app = lambda *a, **k: None  # type: ignore[attr-defined]
     stubs["llama_cpp.server"].app = stubs["llama_cpp.server.app"]  # type: ignore[attr-defined]
     saved = {name: sys.modules.get(name) for name in stubs}
