@@ -185,7 +185,7 @@ def _natural(name: str) -> tuple[int, str]:
 # --- the I/O seams ------------------------------------------------------------------------------
 
 
-def docker_reader(base_url: str | None = None, timeout: int = 10, workers: int = 16) -> Callable[[], Reading]:
+def docker_reader(base_url: str | None = None, timeout: int = 10, workers: int = 64) -> Callable[[], Reading]:
     """A ``read`` function over the Docker engine at ``base_url`` (default: DOCKER_HOST or the local socket).
 
     The engine answers a one-shot stats request at its next collection tick (up to a second

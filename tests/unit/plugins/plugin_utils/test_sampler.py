@@ -106,7 +106,7 @@ def unit_reading(cpu_ns: float, mem: float) -> sm.Reading:
 def test_sampler_turns_counters_into_percentages_and_counts_failed_reads():
     replay = Replay([unit_reading(0, 10), unit_reading(5e8, 20), RuntimeError("engine gone"), unit_reading(2.5e9, 30)])
     sampler = sm.Sampler(replay.read, interval=1.0, clock=replay.clock)
-    for _ in range(4):
+    for _read in range(4):
         sampler.sample_once()
     cpu = [s["units"]["chat"]["cpu_pct"] for s in sampler.samples]
     assert cpu == [None, 50.0, 100.0]  # the failed read is skipped, the next compares with the last good one
@@ -116,7 +116,7 @@ def test_sampler_turns_counters_into_percentages_and_counts_failed_reads():
 def test_sampler_memory_is_bounded_by_halving_the_resolution():
     replay = Replay([unit_reading(i * 1e8, i) for i in range(11)])
     sampler = sm.Sampler(replay.read, interval=1.0, max_samples=4, clock=replay.clock)
-    for _ in range(11):
+    for _read in range(11):
         sampler.sample_once()
     assert len(sampler.samples) <= 5
     assert sampler.interval >= 4.0  # each halving doubles it
