@@ -15,8 +15,8 @@ description:
     O(output_dir)/C(<UTC timestamp>-<run id>)/ with a C(latest) link to the newest.
   - Events are appended to C(events.jsonl) as they arrive, so that a crashed or interrupted run still leaves
     evidence; the C(status) in C(evidence.json) is C(incomplete) until Ansible's final stats arrive.
-  - At the end of the run it writes C(evidence.json), C(summary.json), C(report.md), C(junit.xml) and
-    C(timeline.svg), and prints a short table of the units.
+  - At the end of the run it writes C(evidence.json), C(summary.json), C(report.md), C(junit.xml),
+    C(timeline.svg) and, unless O(sample_interval) is 0, the utilization files; it prints a short table of the units.
   - State is keyed by task and host uuid and each host's start time comes from C(v2_runner_on_start), so the
     times are right under the C(free) strategy. Results with C(no_log) are recorded as censored (task, host, status
     and times only); module arguments (C(invocation)) are never recorded.
@@ -50,6 +50,19 @@ options:
     ini:
       - section: callback_evidence
         key: keep
+  sample_interval:
+    description:
+      - Seconds between samples of the units' CPU and memory (Docker's stats API, containers labelled
+        C(io.mlstack.unit)) and each GPU's load (NVML), taken in a thread from the first play to the end of the
+        run, for C(utilization.json), C(utilization.md), C(utilization/<unit>.svg) and C(dashboard.html).
+      - C(0) turns the sampler off. See docs/utilization.md in the collection.
+    type: float
+    default: 1.0
+    env:
+      - name: MLSTACK_EVIDENCE_SAMPLE_INTERVAL
+    ini:
+      - section: callback_evidence
+        key: sample_interval
   unit_group:
     description:
       - Inventory group whose hosts are units. The units' tasks make the timeline and the parallelism figure;
@@ -65,12 +78,9 @@ options:
 """
 
 import atexit
-import datetime
 import functools
 import json
 import os
-import re
-import shutil
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -86,10 +96,15 @@ from ansible_collections.aiops.mlstack.plugins.plugin_utils import (
     _bundle_junit,
     _bundle_markdown,
     _bundle_svg,
+    _bundle_util,
+    _sampler,
 )
+from ansible_collections.aiops.mlstack.plugins.plugin_utils._bundle_files import point_latest as _point_latest
+from ansible_collections.aiops.mlstack.plugins.plugin_utils._bundle_files import prune as _prune
+from ansible_collections.aiops.mlstack.plugins.plugin_utils._bundle_files import utc_stamp as _utc_stamp
+from ansible_collections.aiops.mlstack.plugins.plugin_utils._bundle_files import write_atomic as _write_atomic
 
 BUNDLE_ENV = "MLSTACK_EVIDENCE_BUNDLE"
-_BUNDLE_NAME = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
 _MESSAGE_LIMIT = 2000
 
 _F = TypeVar("_F", bound=Callable[..., None])
@@ -161,37 +176,6 @@ def _evidence_records(raw: Mapping[str, Any], view: Mapping[str, Any]) -> list[d
     return found
 
 
-def _utc_stamp(epoch: float) -> str:
-    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Readers see the old file or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _point_latest(output_dir: Path, bundle: Path) -> None:
-    link = output_dir / "latest"
-    tmp = output_dir / f".latest.{bundle.name}"
-    if tmp.is_symlink():
-        tmp.unlink()
-    os.symlink(bundle.name, tmp)
-    os.replace(tmp, link)
-
-
-def _prune(output_dir: Path, keep: int, current: Path) -> None:
-    """Remove the oldest bundles so that ``keep`` remain (names sort by time)."""
-    if keep <= 0:
-        return
-    bundles = sorted(p for p in output_dir.iterdir()
-                     if p.is_dir() and not p.is_symlink() and _BUNDLE_NAME.match(p.name))
-    for old in bundles[: max(len(bundles) - keep, 0)]:
-        if old != current:
-            shutil.rmtree(old, ignore_errors=True)
-
-
 class CallbackModule(CallbackBase):
     """Collects task results and evidence records; writes the run's evidence bundle."""
 
@@ -211,6 +195,7 @@ class CallbackModule(CallbackBase):
         self._finished = False
         self._warned: set[str] = set()
         self._pid = os.getpid()
+        self._sampler: _sampler.Sampler | None = None
 
     # --- plumbing ---------------------------------------------------------------------------
 
@@ -282,6 +267,30 @@ class CallbackModule(CallbackBase):
             _write_atomic(self._bundle / "junit.xml", _bundle_junit.render_junit(summary))
             _write_atomic(self._bundle / "timeline.svg", _bundle_svg.render_timeline(summary))
 
+    def _start_sampler(self) -> None:
+        """Sample the units' and GPUs' load from the first play on (never twice, never when turned off)."""
+        interval = float(self.get_option("sample_interval") or 0)
+        if self._sampler is not None or interval <= 0 or self._bundle is None:
+            return
+        try:
+            read = _sampler.combined_reader(_sampler.docker_reader(), _sampler.gpu_reader())
+        except Exception as exc:  # no engine on this controller (AWX, remote hosts): no figures, no alarm
+            self._display.v(f"aiops.mlstack.evidence: no utilization sampler ({type(exc).__name__}: {exc})")
+            return
+        self._sampler = _sampler.Sampler(read, interval=interval, clock=self._clock)
+        self._sampler.start()
+
+    def _write_utilization(self, summary: dict[str, Any]) -> None:
+        try:
+            if self._sampler is None or self._bundle is None:
+                return
+            samples = self._sampler.stop()
+            util = _bundle_util.build_utilization(samples, self._sampler.overhead(), summary)
+            title = f"Utilization during {summary['run']['playbook'] or 'the run'} ({summary['run']['id']})"
+            _bundle_util.write_files(self._bundle, util, title, _write_atomic)
+        except Exception as exc:
+            self._warn("writing the utilization files", exc)
+
     def _write_interim(self) -> None:
         """evidence.json and summary.json as they stand, marked incomplete."""
         try:
@@ -297,6 +306,7 @@ class CallbackModule(CallbackBase):
         try:
             summary = _bundle.build_summary(self._events, now=self._clock())
             self._write_files(summary, final=True)
+            self._write_utilization(summary)
             self._show(summary)
         finally:
             if self._journal is not None:
@@ -350,6 +360,7 @@ class CallbackModule(CallbackBase):
         self._ensure_started()
         self._emit({"event": "play_start", "play": play.get_name().strip(), "time": self._clock()})
         self._write_interim()
+        self._start_sampler()  # last: the method is guarded, a failure here loses nothing else
 
     @_guarded
     def v2_runner_on_start(self, host: Any, task: Any) -> None:

@@ -244,7 +244,8 @@ def test_ready_checks_redis_postgresql_and_llm(client: TestClient, transcripts: 
 def test_chat_metrics_count_completions(client: TestClient, auth: dict[str, str]) -> None:
     ask(client, auth, "count me")
     text = client.get("/metrics").text
-    assert 'mlstack_chat_completions_total{stream="false",outcome="ok"} 1' in text
+    # prometheus_client sorts the labels and writes every value as a float
+    assert 'mlstack_chat_completions_total{outcome="ok",stream="false"} 1.0' in text
 
 
 def test_history_sent_to_the_llm_fits_the_character_budget(chat_app: Callable[..., TestClient],

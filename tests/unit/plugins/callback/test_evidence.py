@@ -102,7 +102,8 @@ def record(unit: str, check: str, ok: bool = True, message: str = "", **extra: A
 def cb(tmp_path, monkeypatch):
     monkeypatch.delenv(ev.BUNDLE_ENV, raising=False)
     callback = ev.CallbackModule(display=FakeDisplay())
-    callback._plugin_options = {"output_dir": str(tmp_path / "evidence"), "keep": 20, "unit_group": "mlstack_units"}
+    callback._plugin_options = {"output_dir": str(tmp_path / "evidence"), "keep": 20, "unit_group": "mlstack_units",
+                                "sample_interval": 0}
     callback._clock = Clock()
     yield callback
     atexit.unregister(callback._at_exit)
@@ -395,3 +396,46 @@ def test_documentation_options_parse():
     assert doc["options"]["output_dir"]["env"] == [{"name": "MLSTACK_EVIDENCE_DIR"}]
     assert doc["options"]["output_dir"]["ini"] == [{"section": "callback_evidence", "key": "output_dir"}]
     assert doc["options"]["keep"]["default"] == 20
+
+
+def test_the_sampler_runs_from_the_first_play_and_its_files_join_the_bundle(cb, monkeypatch):
+    from ansible_collections.aiops.mlstack.plugins.plugin_utils import _sampler
+
+    reads = iter([{"units": {"redis": {"cpu_ns": n * 1e8, "mem_bytes": 5e6}}, "gpus": {}} for n in range(1000)])
+    monkeypatch.setattr(_sampler, "docker_reader", lambda: lambda: next(reads))
+    monkeypatch.setattr(_sampler, "gpu_reader", lambda: None)
+    cb._plugin_options["sample_interval"] = 60  # the test takes the samples itself
+    at(cb, 0)
+    cb.v2_playbook_on_start(Playbook())
+    cb.v2_playbook_on_play_start(SimpleNamespace(get_name=lambda: "Deploy"))
+    cb.v2_playbook_on_play_start(SimpleNamespace(get_name=lambda: "Verify"))  # still one sampler
+    sampler = cb._sampler
+    for second in (1, 2, 3):
+        at(cb, second)
+        sampler.sample_once()
+    task_run(cb, FakeHost("redis"), FakeTask("Run"), 0.5, 2.5, {"changed": True})
+    at(cb, 4)
+    cb.v2_playbook_on_stats(FakeStats(redis={}))
+    assert cb._sampler is sampler and not sampler._thread.is_alive()
+    util = json.loads((cb._bundle / "utilization.json").read_text())
+    assert [row["name"] for row in util["table"]["units"]] == ["redis"]
+    assert (cb._bundle / "utilization" / "redis.svg").is_file()
+    assert "redis" in (cb._bundle / "dashboard.html").read_text()
+    assert cb._display.warnings == []
+
+
+def test_sample_interval_zero_turns_the_sampler_off(cb):
+    at(cb, 0)
+    cb.v2_playbook_on_start(Playbook())
+    cb.v2_playbook_on_play_start(SimpleNamespace(get_name=lambda: "Deploy"))
+    cb.v2_playbook_on_stats(FakeStats())
+    assert cb._sampler is None and not (cb._bundle / "dashboard.html").exists()
+    assert cb._display.warnings == []
+
+
+def test_the_documentation_declares_every_option_the_fixture_sets():
+    import yaml
+
+    options = yaml.safe_load(ev.DOCUMENTATION)["options"]
+    assert {"output_dir", "keep", "unit_group", "sample_interval"} <= set(options)
+    assert options["sample_interval"]["env"] == [{"name": "MLSTACK_EVIDENCE_SAMPLE_INTERVAL"}]
