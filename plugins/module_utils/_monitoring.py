@@ -66,8 +66,13 @@ def scrape_jobs(units: Iterable[Mapping[str, Any]], prometheus_host: str,
             continue
         labels = {"unit": unit["name"], "critical": "true" if unit.get("critical") else "false",
                   "docker_host": unit["docker_host"]}
-        jobs.append({"job_name": unit["name"], "metrics_path": unit["metrics_path"],
-                     "static_configs": [{"targets": [where], "labels": labels}]})
+        job: dict[str, Any] = {"job_name": unit["name"], "metrics_path": unit["metrics_path"],
+                               "static_configs": [{"targets": [where], "labels": labels}]}
+        if unit.get("metrics_honor_labels"):
+            # The resource exporter's series carry the unit they measure; the target's own
+            # labels still fill in where a series has none (its process and GPU series).
+            job["honor_labels"] = True
+        jobs.append(job)
     return jobs, skipped
 
 

@@ -151,6 +151,9 @@ class ResolvedUnit:
     health_path: str
     # Where Prometheus scrapes the unit on its container port (None: the unit serves no metrics).
     metrics_path: str | None
+    # True for an exporter whose series describe other units (their own ``unit`` label):
+    # Prometheus keeps that label instead of overwriting it with the exporter's.
+    metrics_honor_labels: bool
     health_timeout: float
     start_period: float
     memory: str | None
@@ -334,6 +337,7 @@ def resolve(name: str, entry: Mapping[str, Any], settings: Mapping[str, Any] | S
         latency_bound_ms=_number(entry.get("mlstack_latency_bound_ms"), None),
         health_path=_text(entry.get("mlstack_health_path"), "/health"),
         metrics_path=_metrics_path(entry, role),
+        metrics_honor_labels=_flag(entry.get("mlstack_metrics_honor_labels"), False),
         health_timeout=_number(entry.get("mlstack_health_timeout"), 300),
         start_period=_number(entry.get("mlstack_start_period"), 120),
         memory=None if entry.get("mlstack_memory") in (None, "") else str(entry["mlstack_memory"]),

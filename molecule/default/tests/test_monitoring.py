@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -66,13 +67,55 @@ def test_every_target_is_up(host: Any) -> None:
 
     health = wait_for("every target up", all_up, 60)
     # The services, the exporters, Prometheus and Alertmanager: what the inventory declares.
-    assert {"chat", "prometheus", "alertmanager", "redis-exporter", "postgres-exporter", "node-exporter"} <= set(health)
+    assert {"chat", "llm", "prometheus", "alertmanager", "redis-exporter", "postgres-exporter", "node-exporter",
+            "resource-exporter"} <= set(health)
     result = get_json(f"{prometheus}/api/v1/query?query=up")["data"]["result"]
     assert {r["metric"]["unit"]: r["value"][1] for r in result} == dict.fromkeys(health, "1")
     # The exporters reach their databases with their own users.
     for query in ("redis_up", "pg_up"):
         values = get_json(f"{prometheus}/api/v1/query?query={query}")["data"]["result"]
         assert [v["value"][1] for v in values] == ["1"], query
+
+
+def query(prometheus: str, promql: str) -> list[dict[str, Any]]:
+    return get_json(f"{prometheus}/api/v1/query?query={urllib.parse.quote(promql)}")["data"]["result"]
+
+
+def test_the_resource_exporter_measures_every_running_unit(host: Any) -> None:
+    prometheus = f"http://{address(host, 'mlstack-prometheus')}:9090"
+    running = set(host.check_output(
+        "docker ps --filter label=io.mlstack.unit --format '{{.Label \"io.mlstack.unit\"}}'").split())
+    assert {"chat", "llm", "postgresql", "redis", "resource-exporter"} <= running
+
+    def measured() -> dict[str, float] | None:
+        # honor_labels: the unit label is the measured container's, not the exporter's.
+        series = query(prometheus, 'max by (unit) (mlstack_container_memory_bytes{job="resource-exporter"})')
+        found = {r["metric"]["unit"]: float(r["value"][1]) for r in series}
+        return found if running <= set(found) else None
+
+    memory = wait_for("a memory figure for every running unit", measured, 60)
+    limit = {u: inspect(host, f"mlstack-{u}")["HostConfig"]["Memory"] for u in ("chat", "redis", "llm")}
+    for unit, cap in limit.items():
+        assert 1024 * 1024 < memory[unit] <= cap, (unit, memory[unit], cap)
+    cpu = {r["metric"]["unit"] for r in query(prometheus, "mlstack_container_cpu_seconds_total > 0")}
+    restarts = {r["metric"]["unit"] for r in query(prometheus, "mlstack_container_restarts_total")}
+    assert running <= cpu and running <= restarts
+
+
+def test_the_resource_exporter_has_read_only_views_and_no_capability(host: Any) -> None:
+    config = inspect(host, "mlstack-resource-exporter")
+    assert config["HostConfig"]["CapDrop"] == ["ALL"] and not config["HostConfig"]["CapAdd"]
+    assert config["HostConfig"]["ReadonlyRootfs"] is True and not config["HostConfig"]["Privileged"]
+    assert "no-new-privileges:true" in config["HostConfig"]["SecurityOpt"]
+    mounts = [m for m in config["Mounts"] if m["Type"] == "bind"]
+    assert mounts and all(m["RW"] is False for m in mounts)
+    assert not any("docker.sock" in m["Source"] for m in mounts)
+
+
+def test_the_llm_serves_its_own_metrics(host: Any) -> None:
+    prometheus = f"http://{address(host, 'mlstack-prometheus')}:9090"
+    names = {r["metric"]["__name__"] for r in query(prometheus, '{unit="llm",__name__=~"mlstack_llm_.+"}')}
+    assert {"mlstack_llm_queue_depth", "mlstack_llm_completion_tokens_total"} <= names, names
 
 
 def _alerts(alertmanager: str) -> list[dict[str, Any]]:

@@ -32,22 +32,27 @@ def test_local_inventory_scrapes_every_unit_that_serves_metrics(local: tuple[dic
     targets = {j["job_name"]: j["static_configs"][0]["targets"][0] for j in config["scrape_configs"]}
     assert targets == {
         "alertmanager": "alertmanager:9093", "chat": "chat:8007", "coordination": "coordination:8000",
-        "learning": "learning:8002", "memory": "memory:8001", "node-exporter": "node-exporter:9100",
-        "perception": "perception:8003", "postgres-exporter": "postgres-exporter:9187",
-        "prometheus": "prometheus:9090", "reasoning": "reasoning:8005", "redis-exporter": "redis-exporter:9121",
+        "learning": "learning:8002", "llm": "llm:8080", "memory": "memory:8001",
+        "node-exporter": "node-exporter:9100", "perception": "perception:8003",
+        "postgres-exporter": "postgres-exporter:9187", "prometheus": "prometheus:9090",
+        "reasoning": "reasoning:8005", "redis-exporter": "redis-exporter:9121",
+        "resource-exporter": "resource-exporter:9108",
         "sequential-thinking": "sequential-thinking:8004", "voice-interaction": "voice-interaction:8006"}
+    # Only the resource exporter's series name another unit.
+    assert [j["job_name"] for j in config["scrape_configs"] if j.get("honor_labels")] == ["resource-exporter"]
     assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["alertmanager:9093"]
 
 
 def test_a_new_unit_with_a_metrics_path_is_scraped_with_no_other_change(
         local: tuple[dict[str, Any], list[str]]) -> None:
     hostvars, units = local
-    # What part B's resource exporter declares in the inventory.
-    extra = {**hostvars["node-exporter"], "mlstack_unit_role": "resource_exporter", "mlstack_port": 9400,
-             "mlstack_metrics_path": "/metrics"}
-    config = monitoring.prometheus_config({**hostvars, "resource-exporter": extra}, [*units, "resource-exporter"],
+    extra = {**hostvars["node-exporter"], "mlstack_unit_role": "app", "mlstack_port": 9400,
+             "mlstack_metrics_path": "/stats"}
+    config = monitoring.prometheus_config({**hostvars, "dcgm-exporter": extra}, [*units, "dcgm-exporter"],
                                           "prometheus", SETTINGS)
-    assert "resource-exporter:9400" in [j["static_configs"][0]["targets"][0] for j in config["scrape_configs"]]
+    jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+    assert jobs["dcgm-exporter"]["static_configs"][0]["targets"] == ["dcgm-exporter:9400"]
+    assert jobs["dcgm-exporter"]["metrics_path"] == "/stats"
 
 
 def test_gpu_reservation_rules_of_the_local_inventory(local: tuple[dict[str, Any], list[str]]) -> None:

@@ -45,6 +45,16 @@ def test_every_unit_with_metrics_is_one_job_labelled_for_the_rules() -> None:
     assert chat["static_configs"] == [{"targets": ["chat:8007"],
                                        "labels": {"unit": "chat", "critical": "true", "docker_host": "localhost"}}]
     assert jobs[1]["static_configs"][0]["labels"]["critical"] == "false"
+    assert all("honor_labels" not in j for j in jobs)
+
+
+def test_an_exporter_of_other_units_keeps_their_unit_label() -> None:
+    exporter = _unit("resource-exporter", mlstack_unit_role="monitoring", mlstack_port=9108,
+                     mlstack_metrics_path="/metrics", mlstack_metrics_honor_labels=True)
+    assert exporter["metrics_honor_labels"] is True
+    (job,), _ = m.scrape_jobs([exporter], "localhost")
+    assert job["honor_labels"] is True
+    assert job["static_configs"][0]["labels"]["unit"] == "resource-exporter"
 
 
 def test_a_unit_on_another_docker_host_is_scraped_on_its_host_port_or_named() -> None:
