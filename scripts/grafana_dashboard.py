@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Write docs/grafana/mlstack.json, the Grafana dashboard of the utilization panels.
 
 The panels are defined once, in plugins/plugin_utils/_dashboard.py; the evidence bundle's
