@@ -52,7 +52,8 @@ def test_an_exporter_of_other_units_keeps_their_unit_label() -> None:
     exporter = _unit("resource-exporter", mlstack_unit_role="monitoring", mlstack_port=9108,
                      mlstack_metrics_path="/metrics", mlstack_metrics_honor_labels=True)
     assert exporter["metrics_honor_labels"] is True
-    (job,), _ = m.scrape_jobs([exporter], "localhost")
+    (job,), skipped = m.scrape_jobs([exporter], "localhost")
+    assert skipped == []
     assert job["honor_labels"] is True
     assert job["static_configs"][0]["labels"]["unit"] == "resource-exporter"
 
