@@ -16,12 +16,20 @@ from ansible_collections.aiops.mlstack.plugins.plugin_utils._bundle_svg import n
 from ansible_collections.aiops.mlstack.plugins.plugin_utils._bundle_text import xml_text
 
 _FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
-# Distinguishable on white and in grey print; cycled when there are more series.
+# Distinguishable on white and in grey print; cycled when there are more series, each
+# further cycle dashed (a stack of 18 units would otherwise draw two red lines alike).
 PALETTE = ("#1e88e5", "#e53935", "#43a047", "#fb8c00", "#8e24aa", "#00897b", "#6d4c41", "#3949ab",
            "#c0ca33", "#d81b60", "#546e7a", "#00acc1", "#7cb342", "#5e35b1", "#f4511e", "#039be5")
 _STYLE = (f"<style>text{{font-family:{_FONT};fill:#263238}}.t{{font-size:14px;font-weight:bold}}"
           ".a{font-size:10.5px;fill:#546e7a}.l{font-size:11px}.g{stroke:#e0e6ea;stroke-width:1}"
           ".f{fill:none;stroke:#b0bec5}.d{fill:#e3f2fd}.s{fill:none;stroke-width:1.6}</style>")
+
+
+def stroke(index: int) -> str:
+    """The attributes that draw series ``index``: its colour, and a dash after the first cycle."""
+    colour = PALETTE[index % len(PALETTE)]
+    dash = ' stroke-dasharray="5 3"' if (index // len(PALETTE)) % 2 else ""
+    return f'stroke="{colour}"{dash}'
 
 
 def esc(text: Any) -> str:
@@ -94,10 +102,9 @@ def line_chart(title: str, series: Mapping[str, Sequence[tuple[float, float]]], 
         x = left + i * x_step * x_scale
         out.append(f'<text x="{x:.1f}" y="{top + ph + 14}" text-anchor="middle" class="a">{i * x_step:g} s</text>')
     for index, (name, points) in enumerate(series.items()):
-        colour = PALETTE[index % len(PALETTE)]
         if points:
             path = " ".join(xy(t, v) for t, v in points)
-            out.append(f'<polyline points="{path}" stroke="{colour}" class="s"><title>{esc(name)}</title></polyline>')
+            out.append(f'<polyline points="{path}" {stroke(index)} class="s"><title>{esc(name)}</title></polyline>')
     out.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" class="f"/>')
     out += legend
     if not any(series.values()):
@@ -115,7 +122,7 @@ def _legend(names: Sequence[str], x0: float, y0: float, width: float) -> tuple[l
         room = 24 + 6.6 * len(label)
         if x + room > x0 + width and x > x0:
             x, y, rows = x0, y + 16, rows + 1
-        out.append(f'<rect x="{x:.1f}" y="{y - 8}" width="12" height="4" fill="{PALETTE[index % len(PALETTE)]}"/>')
+        out.append(f'<line x1="{x:.1f}" y1="{y - 6}" x2="{x + 12:.1f}" y2="{y - 6}" {stroke(index)} stroke-width="3"/>')
         out.append(f'<text x="{x + 16:.1f}" y="{y - 2}" class="l">{esc(label)}</text>')
         x += room
     return out, rows
