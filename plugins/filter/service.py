@@ -40,13 +40,31 @@ def service_wiring(unit: Mapping[str, Any]) -> dict[str, Any]:
     env: dict[str, str] = {"MLSTACK_UNIT": name, "PORT": str(unit["port"]), "JWT_AUDIENCE": name,
                            "JWT_PUBLIC_KEY_FILE": "/run/secrets/jwt_public.pem"}
     secrets: dict[str, list[str]] = {}
+    rotation_files: list[str] = []
     for dep in unit["depends_on"]:
         env.update(_dependency_env(name, dep))
         if dep["secret"]:
             secrets[dep["secret_file"]] = list(dep["secret"])
-    return {"env": env, "secrets": secrets, "depends_on": list(unit["awaited"])}
+            if dep["role"] == "neo4j":
+                rotation_files.append(dep["secret_file"])
+    return {"env": env, "secrets": secrets, "rotation_files": rotation_files, "depends_on": list(unit["awaited"])}
+
+
+def secret_file_content(read: Mapping[str, Any], wiring: Mapping[str, Any]) -> str:
+    """What one of a unit's secret files holds, from a loop result of ``aiops.mlstack.secret``.
+
+    The secret's value; for a file in ``wiring['rotation_files']`` (Neo4j: one password per user,
+    changed live) while its rotation runs (a former value on file), the former value and then the
+    new one, a line each, so that a new connection logs in whichever of them the server has.
+    """
+    key, secret = read["item"]["key"], read["item"]["value"][1]
+    value = str(read["secrets"][secret])
+    former = (read.get("previous") or {}).get(secret)
+    if former is not None and former != value and key in wiring.get("rotation_files", ()):
+        return f"{former}\n{value}"
+    return value
 
 
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"service_wiring": service_wiring}
+        return {"service_wiring": service_wiring, "secret_file_content": secret_file_content}

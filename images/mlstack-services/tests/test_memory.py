@@ -19,7 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 from helpers import bearer
 from mlstack_services.app import create_app
-from mlstack_services.memory_store import FalkorEmbedded, Graph, Neo4jCypher, StoreError
+from mlstack_services.memory_store import FalkorEmbedded, Graph, Neo4jCypher, StoreError, password_candidates
 from mlstack_services.settings import Settings
 from mlstack_services.units import memory
 
@@ -462,3 +462,53 @@ def test_a_login_refused_during_a_neo4j_rotation_waits_for_the_new_file(tmp_path
     assert server.logins == ["former-password-123", "former-password-123", "new-password-456",
                              "new-password-456", "third-password-789"]
     assert refused_once == "2"
+
+
+def test_a_file_with_both_passwords_logs_in_through_a_neo4j_rotation_without_waiting(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """rotate_passwords.yml writes the former and the new password before the server changes: a new
+    connection opened after the change is refused once, then logs in with the other line at once."""
+    import neo4j
+
+    server = RotatingNeo4j("former-password-123")
+    monkeypatch.setattr(neo4j.AsyncGraphDatabase, "driver", server.driver)
+    file = tmp_path / "neo4j_password"
+    file.write_text("former-password-123\n")
+    # A long wait: a test that waited for the file would show in its time.
+    cypher = Neo4jCypher(Settings.from_env({"MLSTACK_UNIT": "memory", "NEO4J_URI": "bolt://neo4j:7687",
+                                            "NEO4J_PASSWORD_FILE": str(file), "DATA_DIR": str(tmp_path)}),
+                         rotation_wait_s=30.0)
+
+    async def scenario() -> float:
+        assert await cypher.version() == "Neo4j/5.26.0"
+        file.write_text("former-password-123\nnew-password-456\n")
+        await cypher.close()
+        # Before the server changes: the password that worked, the first line.
+        assert await cypher.version() == "Neo4j/5.26.0"
+        server.password = "new-password-456"
+        await cypher.close()
+        started = time.monotonic()
+        rows = await cypher.run("MATCH (e:Entity) RETURN count(e) AS entities", {})
+        took = time.monotonic() - started
+        assert rows == [{"entities": 0}]
+        await cypher.close()
+        # The one that worked is kept: no second refusal while both are on file, nor after.
+        assert await cypher.version() == "Neo4j/5.26.0"
+        file.write_text("new-password-456\n")
+        await cypher.close()
+        assert await cypher.version() == "Neo4j/5.26.0"
+        return took
+
+    took = asyncio.run(scenario())
+    assert took < 5.0, f"waited {took:.1f} s for a file that already had the new password"
+    assert server.logins == ["former-password-123", "former-password-123", "former-password-123",
+                             "new-password-456", "new-password-456", "new-password-456"]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    (None, []), ("", []), ("one-password\n", ["one-password"]),
+    ("former-password\nnew-password\n", ["former-password", "new-password"]),
+    ("former-password\r\n\r\nnew-password", ["former-password", "new-password"]),
+])
+def test_a_neo4j_password_file_offers_each_line(text: str | None, expected: list[str]) -> None:
+    assert password_candidates(text) == expected

@@ -55,12 +55,27 @@ def test_each_database_role_rotates_its_admin(role: str) -> None:
     assert ADMINS[role] in rotating
 
 
-def test_the_playbook_rotates_neo4j_right_before_the_services_get_their_files() -> None:
-    plays = yaml.safe_load((ROOT / "playbooks/rotate_passwords.yml").read_text())
-    roles = [(p["vars"].get("mlstack_rotation") if "vars" in p else None, p["tasks"][0]["when"]) for p in plays]
-    neo4j_begin = roles.index(("begin", "mlstack_unit_role | default('') == 'neo4j'"))
-    assert roles[neo4j_begin + 1] == (None, "mlstack_unit_role | default('') == 'ml_service'")
-    assert roles[neo4j_begin + 2] == ("end", "mlstack_unit_role | default('') == 'neo4j'")
+def _step(play: dict[str, Any]) -> tuple[str | None, str, str]:
+    """A play of rotate_passwords.yml as (its rotation stage, the role it runs, for which units)."""
+    if "ansible.builtin.import_playbook" in play:
+        return ("import", str(play["ansible.builtin.import_playbook"]), "")
+    task = play["tasks"][0]
+    return (play.get("vars", {}).get("mlstack_rotation"), task["ansible.builtin.include_role"]["name"],
+            str(task["when"]))
+
+
+def test_the_neo4j_clients_hold_both_passwords_while_the_server_changes() -> None:
+    steps = [_step(p) for p in yaml.safe_load((ROOT / "playbooks/rotate_passwords.yml").read_text())]
+    neo4j, clients = "mlstack_unit_role | default('') == 'neo4j'", ("import", "rotate_neo4j_clients.yml", "")
+    generated = steps.index(("begin", "aiops.mlstack.secrets", neo4j))
+    # The new password on file first, the clients' files with both, then the server, the end, the files again.
+    by_role = "aiops.mlstack.{{ mlstack_unit_role }}"
+    assert steps[generated + 1:generated + 5] == [clients, ("begin", by_role, neo4j), ("end", by_role, neo4j), clients]
+    [play] = yaml.safe_load((ROOT / "playbooks/rotate_neo4j_clients.yml").read_text())
+    include = play["tasks"][0]["ansible.builtin.include_role"]
+    assert (include["name"], include["tasks_from"]) == ("aiops.mlstack.ml_service", "credentials")
+    credentials = (ROOT / "roles/ml_service/tasks/credentials.yml").read_text()
+    assert "aiops.mlstack.secret_file_content(__ml_service_wiring)" in credentials
     # The PostgreSQL stage still leads straight to the services' files.
-    pg_begin = roles.index(("begin", "mlstack_unit_role | default('') == 'postgresql'"))
-    assert roles[pg_begin + 1] == (None, "mlstack_unit_role | default('') == 'ml_service'")
+    pg_begin = steps.index(("begin", by_role, "mlstack_unit_role | default('') == 'postgresql'"))
+    assert steps[pg_begin + 1] == (None, "aiops.mlstack.ml_service", "mlstack_unit_role | default('') == 'ml_service'")

@@ -235,14 +235,22 @@ class Graph:
         await self.cypher.close()
 
 
+def password_candidates(text: str | None) -> list[str]:
+    """The passwords a Neo4j password file offers, in order: one, or the former and the new one
+    while rotate_passwords.yml changes it (the collection's filter secret_file_content)."""
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
 class Neo4jCypher:
     """The Neo4j server over Bolt, as the ``neo4j`` user whose password file is read at each new driver.
 
-    A password rotation (rotate_passwords.yml) changes the server's password a moment before this
-    unit's file. Connections already logged in keep working; a new one refused in that moment waits
-    for the file to change (``rotation_wait_s``) and is tried once more with the new password, and
-    a password once refused is not tried again before its file had that time to change: Neo4j
-    refuses even the right password for 5 s after three refused logins in a row.
+    A password rotation (rotate_passwords.yml) writes this unit's file with the former and the new
+    password, one a line, before the server changes, and the new one alone after it. A new driver
+    logs in with the password that worked last while it is on file, else the first; one refused
+    tries the file's other password at once. Connections already logged in keep working. A file
+    with no other password (an older rotation, or the file not yet written) is waited for
+    (``rotation_wait_s``), and a password once refused is not tried again before its file had that
+    time to change: Neo4j refuses even the right password for 5 s after three refused logins in a row.
     """
 
     def __init__(self, settings: Settings, rotation_wait_s: float = 2.0) -> None:
@@ -260,11 +268,14 @@ class Neo4jCypher:
             if self._driver is None:
                 from neo4j import AsyncGraphDatabase
 
-                password = read_secret(self.settings.neo4j_password_file)
-                if password is not None and password == self._refused:
-                    password = await self._next_password(password) or password
-                if password is None:
+                on_file = password_candidates(read_secret(self.settings.neo4j_password_file))
+                if not on_file:
                     raise StoreError(f"Neo4j password file {self.settings.neo4j_password_file} is not readable")
+                usable = [p for p in on_file if p != self._refused]
+                if usable:
+                    password = self._password if self._password in usable else usable[0]
+                else:
+                    password = await self._next_password(on_file[0]) or on_file[0]
                 # connection_timeout under the 3 s bound of a /ready check: the reason is the driver's.
                 self._driver = AsyncGraphDatabase.driver(
                     self.settings.neo4j_uri, auth=(self.settings.neo4j_user, password), connection_timeout=2.0,
@@ -274,18 +285,20 @@ class Neo4jCypher:
                 self._password = password
             return self._driver
 
+    def _other_password(self, refused: str) -> str | None:
+        """A password on file other than ``refused``, the first; None when there is none."""
+        others = [p for p in password_candidates(read_secret(self.settings.neo4j_password_file)) if p != refused]
+        return others[0] if others else None
+
     async def _next_password(self, refused: str) -> str | None:
-        """The password file's new content, once it differs from ``refused``; None after the wait."""
+        """A password on file other than ``refused``, at once or once the file changes; None after the wait."""
         deadline = asyncio.get_running_loop().time() + self.rotation_wait_s
-        while asyncio.get_running_loop().time() < deadline:
+        while (found := self._other_password(refused)) is None and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.1)
-            current = read_secret(self.settings.neo4j_password_file)
-            if current is not None and current != refused:
-                return current
-        return None
+        return found
 
     async def _refused_login(self) -> bool:
-        """After an authentication error: drop the driver; True when the file has a new password."""
+        """After an authentication error: drop the driver; True when the file has another password."""
         refused, self._refused = self._password, self._password
         await self.close()
         if refused is None:
