@@ -320,10 +320,13 @@ def test_ready_names_the_backends_and_metrics_count(client: TestClient, auth: di
 
 @pytest.mark.skipif(not (NEO4J_URI and NEO4J_PASSWORD_FILE),
                     reason="no Neo4j server: set MLSTACK_TEST_NEO4J_URI and MLSTACK_TEST_NEO4J_PASSWORD_FILE")
-def test_a_neo4j_password_rotation_fails_no_query(tmp_path: Path) -> None:
-    """rotate_passwords.yml against a real server: the password changes on the server, this unit's file
-    a second later; new connections keep being opened (the worst case) and no query or check fails.
-    The server gets its former password back at the end."""
+@pytest.mark.parametrize("both_first", [False, True], ids=["file-after-server", "both-on-file-first"])
+def test_a_neo4j_password_rotation_fails_no_query(tmp_path: Path, both_first: bool) -> None:
+    """rotate_passwords.yml against a real server; new connections keep being opened (the worst case)
+    and no query or check fails. Either the file gets the new password a second after the server
+    (an older playbook: the unit waits for its file), or, as rotate_passwords.yml does now, the file
+    holds the former and the new password before the server changes and the new one after. The
+    server gets its former password back at the end."""
     import neo4j
 
     former = Path(NEO4J_PASSWORD_FILE).read_text().rstrip("\r\n")
@@ -354,9 +357,14 @@ def test_a_neo4j_password_rotation_fails_no_query(tmp_path: Path) -> None:
 
         task = asyncio.create_task(loop())
         await asyncio.sleep(0.5)
+        if both_first:
+            file.write_text(f"{former}\n{new}\n")
+            await asyncio.sleep(1.0)
         await asyncio.to_thread(alter, former, new)
         print(f"altered after {ok[0]} ok / {len(failures)} failed")
-        await asyncio.sleep(1.0)  # the playbook's step from the server to this unit's file
+        # The playbook's step from the server to this unit's file (with both lines on file, the
+        # unit needs nothing from it: the file's other line is tried at once).
+        await asyncio.sleep(1.0 if not both_first else 3.0)
         file.write_text(new + "\n")
         await asyncio.sleep(1.0)
         stop.set()
