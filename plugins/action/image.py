@@ -17,7 +17,7 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.aiops.mlstack.plugins.action.container import runs_here
 from ansible_collections.aiops.mlstack.plugins.module_utils._docker_api import DockerEngine, DockerException
-from ansible_collections.aiops.mlstack.plugins.plugin_utils._action import validated
+from ansible_collections.aiops.mlstack.plugins.plugin_utils._action import run_action, validated
 from ansible_collections.aiops.mlstack.plugins.plugin_utils._image_supply import (
     SOURCES,
     Request,
@@ -109,14 +109,8 @@ class TargetHost:
         return done
 
     def copy(self, args: dict[str, Any]) -> None:
-        """The copy action, as the template action calls it: it transfers the controller's files."""
-        task = self.action._task.copy()
-        task.args = args
-        action = self.action
-        copy = action._shared_loader_obj.action_loader.get(
-            "ansible.legacy.copy", task=task, connection=action._connection, play_context=action._play_context,
-            loader=action._loader, templar=action._templar, shared_loader_obj=action._shared_loader_obj)
-        done = copy.run(task_vars=self.task_vars)
+        """The copy action: it transfers the controller's files."""
+        done = run_action(self.action, "ansible.legacy.copy", args, self.task_vars)
         if done.get("failed"):
             raise SupplyError(f"copy to {args['dest']}: {done.get('msg') or 'failed'}")
 

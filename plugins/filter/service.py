@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ansible_collections.aiops.mlstack.plugins.module_utils._unit import db_identifier
+from ansible_collections.aiops.mlstack.plugins.plugin_utils._secrets import file_content
 
 
 def _dependency_env(client: str, dep: Mapping[str, Any]) -> dict[str, str]:
@@ -58,11 +59,8 @@ def secret_file_content(read: Mapping[str, Any], wiring: Mapping[str, Any]) -> s
     new one, a line each, so that a new connection logs in whichever of them the server has.
     """
     key, secret = read["item"]["key"], read["item"]["value"][1]
-    value = str(read["secrets"][secret])
     former = (read.get("previous") or {}).get(secret)
-    if former is not None and former != value and key in wiring.get("rotation_files", ()):
-        return f"{former}\n{value}"
-    return value
+    return file_content(str(read["secrets"][secret]), former, key in wiring.get("rotation_files", ()))
 
 
 class FilterModule:

@@ -15,3 +15,14 @@ def validated(args: dict[str, Any], spec: dict[str, Any], **rules: Any) -> tuple
     if validation.error_messages:
         return {}, "; ".join(validation.error_messages)
     return validation.validated_parameters, None
+
+
+def run_action(action: Any, name: str, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
+    """Another action (``copy``, ``file``) run from inside ``action``'s task, as the template
+    action runs copy: it transfers the controller's content and honours check mode and diff."""
+    task = action._task.copy()
+    task.args = args
+    other = action._shared_loader_obj.action_loader.get(
+        name, task=task, connection=action._connection, play_context=action._play_context,
+        loader=action._loader, templar=action._templar, shared_loader_obj=action._shared_loader_obj)
+    return dict(other.run(task_vars=task_vars))

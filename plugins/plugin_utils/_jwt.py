@@ -248,3 +248,10 @@ def signing_key(base: Path, vault: Any = None, injected: bytes | None = None) ->
                           f"is not the one published in {_dir(base)}/{CURRENT}.pub.pem: run playbooks/phase5.yml "
                           "with the same key first")
     return private, kid_of(public)
+
+
+def present_bundle(base: Path, check_mode: bool = False, vault: Any = None) -> str:
+    """The public keys a service must accept now, the signing key made first when there is none
+    (state=present of aiops.mlstack.jwt_key: what a unit's deploy publishes)."""
+    ensure_current(base, check_mode, vault, injected_key())
+    return bundle(published(base, prune=not check_mode))

@@ -9,6 +9,7 @@ import re
 import secrets
 import stat
 import string
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -206,3 +207,23 @@ def given(base: Path, unit: str, name: str) -> str:
                           "playbooks/import_compose.yml again, or put the secret there (mode 0600)")
     check_permissions(path)
     return path.read_text(encoding="utf-8")
+
+
+def file_content(value: str, former: str | None, rotating: bool) -> str:
+    """What a unit's secret file holds: the value; for a file that changes live (Neo4j's) while
+    its rotation runs, the former value and then the new one, a line each, so that a new
+    connection logs in with whichever of them the server has."""
+    if rotating and former is not None and former != value:
+        return f"{former}\n{value}"
+    return value
+
+
+def unit_secret_files(base: Path, entries: Mapping[str, Sequence[str]], rotation_files: Sequence[str],
+                      check_mode: bool = False) -> dict[str, str]:
+    """Each secret file of a unit (file name -> [secret unit, secret name]) and its content; a
+    secret not yet generated is generated here, by whichever unit needs it first."""
+    contents = {}
+    for key, (unit, name) in entries.items():
+        value, _ = ensure(base, str(unit), str(name), check_mode=check_mode)
+        contents[str(key)] = file_content(value, previous(base, str(unit), str(name)), key in rotation_files)
+    return contents
