@@ -5,7 +5,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import PurePosixPath
 from typing import Any
+
+from ansible.errors import AnsibleFilterError
 
 from ansible_collections.aiops.mlstack.plugins.module_utils._unit import db_identifier
 from ansible_collections.aiops.mlstack.plugins.plugin_utils._secrets import file_content
@@ -63,6 +66,26 @@ def secret_file_content(read: Mapping[str, Any], wiring: Mapping[str, Any]) -> s
     return file_content(str(read["secrets"][secret]), former, key in wiring.get("rotation_files", ()))
 
 
+def config_paths(files: Mapping[str, str], directory: str, owner: int, dir_mode: str = "0500",
+                 file_mode: str = "0400") -> dict[str, list[dict[str, Any]]]:
+    """The ``directories`` and ``files`` of aiops.mlstack.unit_reconcile for configuration files
+    (relative name -> content) under ``directory``: the directory itself and each
+    subdirectory a name holds, parents first; none when there are no files."""
+    if not files:
+        return {"directories": [], "files": []}
+    subdirs = sorted({str(PurePosixPath(name).parent) for name in files} - {"."})
+    for name in files:
+        if PurePosixPath(name).is_absolute() or ".." in PurePosixPath(name).parts:
+            raise AnsibleFilterError(f"config_paths: file name {name!r} must be relative and stay in {directory}")
+    return {
+        "directories": [{"path": path, "owner": owner, "mode": dir_mode}
+                        for path in [directory, *(f"{directory}/{sub}" for sub in subdirs)]],
+        "files": [{"path": f"{directory}/{name}", "content": content, "owner": owner, "mode": file_mode}
+                  for name, content in files.items()],
+    }
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"service_wiring": service_wiring, "secret_file_content": secret_file_content}
+        return {"service_wiring": service_wiring, "secret_file_content": secret_file_content,
+                "config_paths": config_paths}
