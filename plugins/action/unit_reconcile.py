@@ -12,6 +12,7 @@ elsewhere the files and the container go through their actions and module on the
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,10 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
         "owner": {"type": "raw", "required": True}, "group": {"type": "raw"},
         "mode": {"type": "str", "default": "0444"}}},
     "container": {"type": "dict", "required": True},
+    "prune": {"type": "dict", "options": {
+        "dir": {"type": "str", "required": True}, "pattern": {"type": "str", "default": "config-*"},
+        "containers": {"type": "list", "elements": "str", "required": True},
+        "keep": {"type": "list", "elements": "str", "default": []}}},
 }
 
 
@@ -86,12 +91,18 @@ class ActionModule(ActionBase):
             changes = self._files(params, task_vars)
             steps["files"] = [change.path for change in changes]
             container = self._container(params, images, task_vars)
+            if not container.get("failed"):
+                steps["pruned"] = self._prune(params, task_vars)
         except Failed as exc:
             return {**result, "failed": True, "msg": f"unit {params['unit']}: {exc}", "steps": steps}
+        except DockerException as exc:
+            return {**result, "failed": True, "msg": f"unit {params['unit']}: prune: {exc}", "steps": steps}
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
-        changed = bool(container.get("changed")) or bool(changes) or any(i["changed"] for i in images.values())
-        outcome = {**result, **container, "changed": changed, "steps": {**steps, "container": container.get("reason")}}
+        changed = (bool(container.get("changed")) or bool(changes) or bool(steps.get("pruned"))
+                   or any(i["changed"] for i in images.values()))
+        outcome = {**result, **container, "changed": changed, "steps": {
+            **steps, "container": {"changed": bool(container.get("changed")), "reason": container.get("reason")}}}
         if self._play_context.diff and changes:
             outcome["diff"] = files.diff_of(changes) + _as_list(container.get("diff"))
         return outcome
@@ -165,6 +176,41 @@ class ActionModule(ActionBase):
         for warning in outcome.pop("warnings", []):
             self._display.warning(warning)
         return outcome
+
+    def _prune(self, params: dict[str, Any], task_vars: dict[str, Any]) -> list[str]:
+        """Remove the content-addressed directories that neither the serving container nor its
+        kept predecessor mounts (a rollback starts the latter on the directory it was healthy with)."""
+        spec = params["prune"]
+        if not spec:
+            return []
+        if runs_here(self):
+            engine = DockerEngine(params["docker_host"])
+            mounted = [mount.get("Source", "") for name in spec["containers"]
+                       for mount in (engine.inspect(name) or {}).get("Mounts") or []]
+            doomed = files.stale(files.local_dirs(spec["dir"], spec["pattern"]), mounted, spec["keep"])
+            if not self._task.check_mode:
+                for path in doomed:
+                    shutil.rmtree(path)
+            return doomed
+        mounted = []
+        for name in spec["containers"]:
+            info = self._module("community.docker.docker_container_info",
+                                {"name": name, "docker_host": params["docker_host"]}, task_vars)
+            mounted += [mount.get("Source", "") for mount in (info.get("container") or {}).get("Mounts") or []]
+        found = self._module("ansible.legacy.find", {"paths": spec["dir"], "patterns": spec["pattern"],
+                                                     "file_type": "directory"}, task_vars)
+        doomed = files.stale([entry["path"] for entry in found.get("files", [])], mounted, spec["keep"])
+        for path in doomed:
+            done = run_action(self, "ansible.legacy.file", {"path": path, "state": "absent"}, task_vars)
+            if done.get("failed"):
+                raise Failed(f"prune: {path}: {done.get('msg') or 'failed'}")
+        return doomed
+
+    def _module(self, name: str, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
+        done = self._execute_module(module_name=name, module_args=args, task_vars=task_vars)
+        if done.get("failed"):
+            raise Failed(f"prune: {name}: {done.get('msg') or 'failed'}")
+        return done
 
 
 def _as_list(diff: Any) -> list[Any]:

@@ -158,7 +158,10 @@ options:
         type: path
         required: true
       entries:
-        description: File name to C([secret unit, secret name]).
+        description:
+          - File name (relative to O(secret_files.dir)) to C([secret unit, secret name]), or
+            C([secret unit, secret name, prefix]) for a file that holds a prefix before the value
+            (Neo4j's auth file, C(neo4j/<password>)).
         type: dict
         default: {}
       rotation_files:
@@ -211,6 +214,32 @@ options:
         C(spec.image) and C(port_holder_image) come from O(images) when it names them.
     type: dict
     required: true
+  prune:
+    description:
+      - After the container step succeeded, removes the directories under O(prune.dir) that match
+        O(prune.pattern) and that none of O(prune.containers) mounts and O(prune.keep) does not name -
+        the content-addressed configuration directories of former deploys. The serving container's and
+        its kept predecessor's (the one C(rollback.yml) starts) stay.
+    type: dict
+    suboptions:
+      dir:
+        description: The unit's runtime directory on the Docker host.
+        type: str
+        required: true
+      pattern:
+        description: Glob of the directories' names.
+        type: str
+        default: config-*
+      containers:
+        description: The containers whose mounts are kept (the unit's and its C(_previous)).
+        type: list
+        elements: str
+        required: true
+      keep:
+        description: Directories kept whatever mounts them (this run's configuration directory).
+        type: list
+        elements: str
+        default: []
 seealso:
   - module: aiops.mlstack.container
   - module: aiops.mlstack.image
@@ -250,7 +279,8 @@ RETURN = r"""
 steps:
   description:
     - What each step did - C(images) (name to ref, image_id, operation, changed), C(files) (the paths
-      changed), C(container) (why the container changed or not).
+      changed), C(container) (C(changed), and C(reason) - why the container changed or not), C(pruned) (the
+      directories removed).
   returned: always
   type: dict
 evidence:

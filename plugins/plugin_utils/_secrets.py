@@ -220,10 +220,16 @@ def file_content(value: str, former: str | None, rotating: bool) -> str:
 
 def unit_secret_files(base: Path, entries: Mapping[str, Sequence[str]], rotation_files: Sequence[str],
                       check_mode: bool = False) -> dict[str, str]:
-    """Each secret file of a unit (file name -> [secret unit, secret name]) and its content; a
+    """Each secret file of a unit (file name -> [secret unit, secret name] or [secret unit,
+    secret name, prefix], e.g. Neo4j's ``neo4j/`` before its password) and its content; a
     secret not yet generated is generated here, by whichever unit needs it first."""
     contents = {}
-    for key, (unit, name) in entries.items():
-        value, _ = ensure(base, str(unit), str(name), check_mode=check_mode)
-        contents[str(key)] = file_content(value, previous(base, str(unit), str(name)), key in rotation_files)
+    for key, entry in entries.items():
+        if len(entry) not in (2, 3):
+            raise SecretError(f"secret_files.entries.{key}: {list(entry)!r} must be [unit, name] "
+                              "or [unit, name, prefix]")
+        unit, name = str(entry[0]), str(entry[1])
+        prefix = str(entry[2]) if len(entry) == 3 else ""
+        value, _ = ensure(base, unit, name, check_mode=check_mode)
+        contents[str(key)] = prefix + file_content(value, previous(base, unit, name), key in rotation_files)
     return contents

@@ -186,3 +186,15 @@ def diff_of(changes: Iterable[Change]) -> list[dict[str, str]]:
     """Ansible's diff entries, one per changed path; a secret's content stays hidden."""
     return [{"before_header": f"{change.path} ({', '.join(change.what)})", "after_header": change.path,
              "before": change.before, "after": change.after} for change in changes]
+
+
+def stale(candidates: Iterable[str], mounted: Iterable[str], keep: Iterable[str]) -> list[str]:
+    """The content-addressed directories to remove: those that no container mounts (the serving
+    one, or the kept predecessor a rollback starts) and that this run does not keep."""
+    spared = {os.path.normpath(path) for path in [*mounted, *keep]}
+    return sorted(path for path in candidates if os.path.normpath(path) not in spared)
+
+
+def local_dirs(directory: str, pattern: str) -> list[str]:
+    """The directories under ``directory`` whose names match ``pattern`` (a glob)."""
+    return sorted(str(path) for path in Path(directory).glob(pattern) if path.is_dir() and not path.is_symlink())

@@ -16,6 +16,7 @@ import pytest
 
 from ansible_collections.aiops.mlstack.plugins.plugin_utils import _unit_files as files
 from ansible_collections.aiops.mlstack.plugins.plugin_utils._secrets import (
+    SecretError,
     file_content,
     rotate,
     unit_secret_files,
@@ -142,3 +143,25 @@ def test_only_a_rotation_file_holds_the_former_value() -> None:
     assert file_content("new", "old", rotating=True) == "old\nnew"
     assert file_content("new", "old", rotating=False) == "new"
     assert file_content("same", "same", rotating=True) == "same"
+
+
+def test_a_prefixed_secret_file_holds_the_prefix_then_the_value(tmp_path: Path) -> None:
+    contents = unit_secret_files(tmp_path, {"neo4j_auth": ["neo4j", "neo4j", "neo4j/"]}, [])
+    value = (tmp_path / "neo4j" / "neo4j").read_text(encoding="utf-8").strip()
+    assert contents == {"neo4j_auth": f"neo4j/{value}"}
+
+
+def test_a_malformed_secret_entry_names_its_file() -> None:
+    with pytest.raises(SecretError, match=r"secret_files.entries.x: \['neo4j'\] must be \[unit, name\]"):
+        unit_secret_files(Path("/nonexistent"), {"x": ["neo4j"]}, [])
+
+
+def test_only_directories_no_container_mounts_and_not_kept_are_pruned(tmp_path: Path) -> None:
+    for name in ("config-a", "config-b", "config-c", "config-d", "acl"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "config-file").write_text("not a directory")
+    found = files.local_dirs(str(tmp_path), "config-*")
+    assert found == [str(tmp_path / f"config-{x}") for x in "abcd"]
+    doomed = files.stale(found, mounted=[f"{tmp_path}/config-a", "/var/lib/docker/volumes/x/_data"],
+                         keep=[f"{tmp_path}/config-c/"])
+    assert doomed == [str(tmp_path / "config-b"), str(tmp_path / "config-d")]
