@@ -33,16 +33,23 @@ def _task(role: str, key: str) -> dict[str, Any]:
     return found[0]
 
 
+def _vars(role: str) -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "roles" / role / "vars" / "main.yml").read_text())
+
+
 @pytest.mark.parametrize("role", sorted(ADMINS))
 def test_no_secret_reaches_a_container_spec(role: str) -> None:
-    spec = json.dumps(_task(role, "aiops.mlstack.container")["aiops.mlstack.container"]["spec"])
+    task = _task(role, "aiops.mlstack.unit_reconcile")
+    spec = json.dumps([task["aiops.mlstack.unit_reconcile"]["container"], task["vars"]])
     assert "secrets_values" not in spec and "secrets_previous" not in spec and "password }}" not in spec
+    assert "spec" in task["aiops.mlstack.unit_reconcile"]["container"]
 
 
 def test_the_redis_configuration_directory_hashes_no_password() -> None:
-    rendered = [t["ansible.builtin.set_fact"]["__redis_files"] for t in _tasks("redis")
-                if "__redis_files" in t.get("ansible.builtin.set_fact", {})]
-    assert [list(files) for files in rendered] == [["redis.conf"]], "users.acl stays out of the hashed files"
+    variables = _vars("redis")
+    assert list(variables["__redis_files"]) == ["redis.conf"], "users.acl stays out of the hashed files"
+    assert "__redis_files | to_json" in variables["__redis_config_dir"]
+    assert "__redis_acl" not in variables["__redis_config_dir"]
     conf = (ROOT / "roles/redis/templates/redis.conf.j2").read_text()
     assert "secrets_" not in conf, "redis.conf would change with a password: a new config dir, a recreate"
 
