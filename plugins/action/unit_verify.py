@@ -69,7 +69,7 @@ class ActionModule(ActionBase):
             if params["stage"] == "inspect":
                 probe = (role in params["checks_available"] and container is not None
                          and bool(container["State"]["Running"]))
-                return {**result, "changed": False, "evidence": evidence, "container": container,
+                return {**result, "changed": False, "failed": False, "evidence": evidence, "container": container,
                         "probe": probe, "checks": [{"ok": c.ok, "msg": c.msg} for c in common],
                         "msg": f"{unit['name']}: inspected, {len(evidence)} record(s)"}
             kind: list[_verify.Check] = [_verify.Check(bool(c.get("ok")), str(c.get("msg"))) for c in params["checks"]]
