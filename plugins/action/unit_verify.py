@@ -78,7 +78,7 @@ class ActionModule(ActionBase):
                 probes = _verify.kind_probes(unit, container, role, params["probe_timeout"],
                                              lambda base: attack(unit["name"], base, unit["secrets_dir"],
                                                                  unit.get("vault_password_file") or None))
-                answers = (_verify.run_concurrently(probes) if local else
+                answers = (_verify.run_concurrently(probes, _verify.FIRST.get(role, ())) if local else
                            {name: self._remote(name, fn, unit, container, params["probe_timeout"])
                             for name, fn in probes.items()})
                 records, kind = _verify.kind_records(unit, container, role, answers)

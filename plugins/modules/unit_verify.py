@@ -14,12 +14,14 @@ description:
     as the role's tasks wrote them before (docs/evidence.md).
   - Inspects the unit's container and its port holder through the Docker API and judges their runtime settings
     (checks C(hardening) and C(port_holder), the rules of the filter C(aiops.mlstack.hardening_findings)).
-  - For a running container whose role is in O(checks_available) it runs the probes of the unit's kind at once,
-    each in its own thread - C(ml_service) the C(health) and C(ready) probes of M(aiops.mlstack.service_health)
-    (5 retries, 5 latency probes, the unit's latency bound on C(health)), the backends C(/ready) reports
-    (check C(backends)) and the JWT attacks of M(aiops.mlstack.jwt_check) (or the record C(jwt_exception) of a
-    unit that declared one); C(monitoring) the C(health) and C(metrics) probes; C(app) the check C(app_health)
-    (the app's own healthcheck, else a TCP connect to its port, else that it runs).
+  - For a running container whose role is in O(checks_available) it runs the probes of the unit's kind at
+    once, each in its own thread (a service's C(health) first and alone - its wait absorbs a unit slow to
+    answer, its latency is measured without the other probes' load).
+  - C(ml_service) - the C(health) and C(ready) probes of M(aiops.mlstack.service_health) (5 retries, 5 latency
+    probes, the unit's latency bound on C(health)), the backends C(/ready) reports (check C(backends)) and the
+    JWT attacks of M(aiops.mlstack.jwt_check), or the record C(jwt_exception) of a unit that declared one.
+    C(monitoring) - the C(health) and C(metrics) probes. C(app) - the check C(app_health), the app's own
+    healthcheck, else a TCP connect to its port, else that it runs.
   - Last it records the unit's state (check C(unit_state)) - ok when the unit has a role, its container is
     healthy (an app without a healthcheck - running) and every check passed; the task fails when it is not ok
     and the unit is critical with a role, or in strict mode. A critical (strict mode - any) unit whose deploy

@@ -159,6 +159,25 @@ def test_probes_run_at_the_same_time_and_an_exception_is_an_answer() -> None:
     assert isinstance(answers["d"], ValueError)
 
 
+def test_the_first_probes_end_before_the_others_start() -> None:
+    events: list[str] = []
+    barrier = threading.Barrier(2, timeout=5)
+
+    def probe(name: str, meet: bool = False) -> Any:
+        def run() -> str:
+            events.append(f"start {name}")
+            if meet:
+                barrier.wait()
+            events.append(f"end {name}")
+            return name
+        return run
+
+    answers = v.run_concurrently({"jwt": probe("jwt", True), "health": probe("health"), "ready": probe("ready", True)},
+                                 first=("health",))
+    assert events[:2] == ["start health", "end health"]
+    assert list(answers) == ["jwt", "health", "ready"] and answers["ready"] == "ready"
+
+
 def test_jwt_attacks_that_cannot_run_give_a_failed_jwt_enforced_record(server: Any) -> None:
     port, _ = server  # no /openapi.json
     outcome = attack("chat", f"http://127.0.0.1:{port}/", "/nowhere", timeout=2)
