@@ -230,6 +230,6 @@ def unit_secret_files(base: Path, entries: Mapping[str, Sequence[str]], rotation
                               "or [unit, name, prefix]")
         unit, name = str(entry[0]), str(entry[1])
         prefix = str(entry[2]) if len(entry) == 3 else ""
-        value, _ = ensure(base, unit, name, check_mode=check_mode)
+        value = ensure(base, unit, name, check_mode=check_mode)[0]
         contents[str(key)] = prefix + file_content(value, previous(base, unit, name), key in rotation_files)
     return contents

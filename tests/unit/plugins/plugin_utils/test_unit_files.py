@@ -117,7 +117,7 @@ def test_remote_paths_go_through_the_file_and_copy_actions() -> None:
         return {"changed": name.endswith("copy")}
 
     changes = files.apply_remote(wants(Path("/srv")), run_action)
-    assert [name for name, _ in calls] == ["ansible.legacy.file"] * 2 + ["ansible.legacy.copy"] * 2
+    assert [call[0] for call in calls] == ["ansible.legacy.file"] * 2 + ["ansible.legacy.copy"] * 2
     assert calls[1][1] == {"path": "/srv/run/secrets", "owner": str(UID), "group": str(GID), "mode": "0700",
                            "state": "directory"}
     assert [c.path for c in changes] == ["/srv/run/secrets/redis_password", "/srv/run/secrets/jwt_public.pem"]
