@@ -341,4 +341,3 @@ def unit_state_record(unit: Mapping[str, Any], role: str, container: Mapping[str
 def deploy_failed_message(unit: Mapping[str, Any]) -> str:
     return (f"unit {unit['name']}: its deploy failed this run (its deploy task and record say why); "
             "the unit_state record above says what it serves now")
-

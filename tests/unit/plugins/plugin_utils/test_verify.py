@@ -94,7 +94,7 @@ def test_a_ready_answer_without_backends_gives_no_backends_record_and_no_ready_w
         server: Any) -> None:
     port, handler = server
     handler.answers["/ready"] = (200, {"ready": True})
-    records, _ = v.kind_records(_unit(port=port), _inspect(), "ml_service", v.run_concurrently(
+    records, _failed = v.kind_records(_unit(port=port), _inspect(), "ml_service", v.run_concurrently(
         v.kind_probes(_unit(port=port, security_exceptions={"jwt": "x"}), _inspect(), "ml_service", 2.0, _no_jwt)))
     assert [r["check"] for r in records] == ["health", "ready", "jwt_exception"]
     unit = _unit(port=port, health_path="/healthz", security_exceptions={"jwt": "x"})
@@ -119,7 +119,7 @@ def test_a_unit_that_does_not_answer_fails_its_health_and_its_backends_record() 
 
 
 def test_monitoring_probes_health_and_metrics_and_skips_metrics_without_a_path(server: Any) -> None:
-    port, _ = server
+    port = server[0]
     unit = _unit("monitoring", port=port)
     records, checks = v.kind_records(unit, _inspect(), "monitoring",
                                      v.run_concurrently(v.kind_probes(unit, _inspect(), "monitoring", 2.0, _no_jwt)))
@@ -130,7 +130,7 @@ def test_monitoring_probes_health_and_metrics_and_skips_metrics_without_a_path(s
 
 
 def test_an_app_without_healthcheck_is_judged_by_a_tcp_connect(server: Any) -> None:
-    port, _ = server
+    port = server[0]
     unit = _unit("app", port=port, kind="app", app={"host_ports": [], "compose": "/srv/app/compose.yml"})
     container = _inspect(health=None)
     records, checks = v.kind_records(unit, container, "app",
@@ -139,9 +139,9 @@ def test_an_app_without_healthcheck_is_judged_by_a_tcp_connect(server: Any) -> N
     assert records[0]["observed"] == {"evidence": "tcp", "health": "none", "port": port,
                                       "compose": "/srv/app/compose.yml"}
     assert "accepts connections" in records[0]["message"] and checks[0].msg.startswith("chat: app_health ok: ")
-    refused, _ = v.kind_records(unit, container, "app", {"tcp": "refused"})
+    refused = v.kind_records(unit, container, "app", {"tcp": "refused"})[0]
     assert not refused[0]["ok"] and "refuses connections" in refused[0]["message"]
-    healthy, _ = v.kind_records(unit, _inspect(health="unhealthy"), "app", {})
+    healthy = v.kind_records(unit, _inspect(health="unhealthy"), "app", {})[0]
     assert healthy[0]["observed"]["evidence"] == "healthcheck" and not healthy[0]["ok"]
 
 
@@ -179,7 +179,7 @@ def test_the_first_probes_end_before_the_others_start() -> None:
 
 
 def test_jwt_attacks_that_cannot_run_give_a_failed_jwt_enforced_record(server: Any) -> None:
-    port, _ = server  # no /openapi.json
+    port = server[0]  # no /openapi.json
     outcome = attack("chat", f"http://127.0.0.1:{port}/", "/nowhere", timeout=2)
     assert outcome.error and not outcome.ok
     assert [(r["check"], r["ok"]) for r in outcome.evidence] == [("jwt_enforced", False)]
@@ -237,7 +237,7 @@ def test_the_port_holder_must_be_healthy_and_bind_exactly_the_declared_ports() -
     ("ml_service", _inspect(health="starting"), "failed checks: ", False),  # as the role wrote it
 ])
 def test_unit_state_messages(role: str, container: dict[str, Any] | None, message: str, ok: bool) -> None:
-    rec, _ = v.unit_state_record(_unit(), role, container, [])
+    rec = v.unit_state_record(_unit(), role, container, [])[0]
     assert (rec["message"], rec["ok"]) == (message, ok)
     assert rec["observed"]["deployed"] is (container is not None)
     assert rec["observed"]["health"] == ("absent" if container is None else container["State"]["Health"]["Status"])
@@ -250,5 +250,5 @@ def test_unit_state_fails_the_unit_only_when_critical_with_a_role_or_strict() ->
     assert not rec["ok"] and not fail and rec["message"] == "failed checks: chat: hardening FAILED: x"
     assert v.unit_state_record(_unit(critical=True), "", None, [])[1] is False
     assert v.unit_state_record(_unit(critical=False, strict=True), "", None, [])[1] is True
-    app, _ = v.unit_state_record(_unit(kind="app"), "app", _inspect(health=None), [])
+    app = v.unit_state_record(_unit(kind="app"), "app", _inspect(health=None), [])[0]
     assert app["ok"] and app["observed"]["image"] == "mlstack/services:1"
