@@ -18,7 +18,7 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.aiops.mlstack.plugins.action.container import runs_here
 from ansible_collections.aiops.mlstack.plugins.module_utils._docker_api import DockerEngine, DockerException
-from ansible_collections.aiops.mlstack.plugins.plugin_utils._action import validated
+from ansible_collections.aiops.mlstack.plugins.plugin_utils._action import arguments
 
 MODULE = "community.docker.docker_network"
 ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
@@ -44,9 +44,9 @@ class ActionModule(ActionBase):
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
-        params, error = validated(self._task.args, ARGUMENT_SPEC)
-        if error:
-            return {**result, "failed": True, "msg": f"aiops.mlstack.network: {error}"}
+        params, failure = arguments(self, result, ARGUMENT_SPEC)
+        if failure:
+            return failure
         if runs_here(self):
             try:
                 inspect = DockerEngine(params["docker_host"]).api.inspect_network(params["name"])

@@ -30,7 +30,7 @@ from ansible_collections.aiops.mlstack.plugins.module_utils._container_task impo
 )
 from ansible_collections.aiops.mlstack.plugins.module_utils._docker_api import DockerEngine, DockerException
 from ansible_collections.aiops.mlstack.plugins.plugin_utils import _unit_files as files
-from ansible_collections.aiops.mlstack.plugins.plugin_utils._action import run_action, validated
+from ansible_collections.aiops.mlstack.plugins.plugin_utils._action import arguments, run_action, validated
 from ansible_collections.aiops.mlstack.plugins.plugin_utils._image_supply import Request, SupplyError, supply
 from ansible_collections.aiops.mlstack.plugins.plugin_utils._jwt import present_bundle
 from ansible_collections.aiops.mlstack.plugins.plugin_utils._secrets import SecretError, unit_secret_files
@@ -80,9 +80,9 @@ class ActionModule(ActionBase):
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
-        params, error = validated(self._task.args, ARGUMENT_SPEC)
-        if error:
-            return {**result, "failed": True, "msg": f"aiops.mlstack.unit_reconcile: {error}"}
+        params, failure = arguments(self, result, ARGUMENT_SPEC)
+        if failure:
+            return failure
         task_vars = task_vars or {}
         steps: dict[str, Any] = {}
         try:

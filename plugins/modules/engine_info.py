@@ -19,13 +19,7 @@ description:
 author: mlstack maintainers (@aiops)
 extends_documentation_fragment:
   - aiops.mlstack.docker
-attributes:
-  check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
-    support: none
+  - aiops.mlstack.controller
 options:
   timeout:
     description: Seconds to wait for the engine's answer.

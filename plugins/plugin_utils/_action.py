@@ -17,6 +17,16 @@ def validated(args: dict[str, Any], spec: dict[str, Any], **rules: Any) -> tuple
     return validation.validated_parameters, None
 
 
+def arguments(action: Any, result: dict[str, Any], spec: dict[str, Any],
+              **rules: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The task's arguments validated against ``spec``, or the failed result that names the
+    action and the field (nothing has run yet)."""
+    params, error = validated(action._task.args, spec, **rules)
+    if error:
+        return {}, {**result, "failed": True, "msg": f"{action._task.action}: {error}"}
+    return params, None
+
+
 def run_action(action: Any, name: str, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
     """Another action (``copy``, ``file``) run from inside ``action``'s task, as the template
     action runs copy: it transfers the controller's content and honours check mode and diff."""
