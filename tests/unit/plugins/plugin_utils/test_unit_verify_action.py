@@ -81,8 +81,8 @@ def test_the_port_holder_comes_first_and_the_unit_then_publishes_nothing(port: i
 
 
 def test_a_critical_unhealthy_unit_fails_and_a_failed_deploy_fails_after_its_records(monkeypatch: Any) -> None:
-    monkeypatch.setattr(unit_verify, "DockerEngine", _engine({"mlstack-chat": _inspect(running=False,
-                                                                                          health="unhealthy")}))
+    stopped = _inspect(running=False, health="unhealthy")
+    monkeypatch.setattr(unit_verify, "DockerEngine", _engine({"mlstack-chat": stopped}))
     result = _run({"unit": _unit(), "probe_timeout": 2})
     assert result["failed"] and result["msg"] == ("chat: unit_state FAILED: container exited "
                                                   "(degraded: kept for its logs)")
