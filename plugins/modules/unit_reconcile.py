@@ -145,7 +145,7 @@ options:
   secret_files:
     description:
       - The unit's password files, one per dependency that has a secret (the filter
-        M(aiops.mlstack.service_wiring)'s C(secrets)). A secret not yet generated is generated on the
+        P(aiops.mlstack.service_wiring#filter)'s C(secrets)). A secret not yet generated is generated on the
         controller by whichever unit needs it first.
     type: dict
     suboptions:
