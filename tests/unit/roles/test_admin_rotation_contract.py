@@ -86,3 +86,19 @@ def test_the_neo4j_clients_hold_both_passwords_while_the_server_changes() -> Non
     # The PostgreSQL stage still leads straight to the services' files.
     pg_begin = steps.index(("begin", by_role, "mlstack_unit_role | default('') == 'postgresql'"))
     assert steps[pg_begin + 1] == (None, "aiops.mlstack.ml_service", "mlstack_unit_role | default('') == 'ml_service'")
+
+
+@pytest.mark.parametrize("role", ["ml_service", "monitoring", "neo4j", "postgresql", "redis"])
+def test_the_reconcile_task_gets_its_arguments_and_vars_only_private_names(role: str) -> None:
+    # An argument indented under vars: is silently a variable (Redis's prune once was).
+    from ansible_collections.aiops.mlstack.plugins.action.unit_reconcile import ARGUMENT_SPEC
+
+    task = _task(role, "aiops.mlstack.unit_reconcile")
+    assert set(task["aiops.mlstack.unit_reconcile"]) <= set(ARGUMENT_SPEC)
+    assert all(name.startswith(f"__{role}_") for name in task.get("vars", {})), task.get("vars", {}).keys()
+
+
+def test_redis_prunes_the_configuration_directories_no_container_mounts() -> None:
+    prune = _task("redis", "aiops.mlstack.unit_reconcile")["aiops.mlstack.unit_reconcile"]["prune"]
+    assert prune["keep"] == ["{{ __redis_config_dir }}"]
+    assert prune["containers"] == ["{{ __redis_unit.container }}", "{{ __redis_unit.previous }}"]
