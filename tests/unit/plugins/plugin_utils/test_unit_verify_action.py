@@ -3,40 +3,23 @@ the modules the role's tasks ran. The records themselves are tested in plugin_ut
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from unittest.mock import MagicMock
 
 import pytest
-from verify_fake import READY
+from verify_fake import READY, serving
 from verify_fake import make_inspect as _inspect
 from verify_fake import make_unit as _unit
 
 from ansible_collections.aiops.mlstack.plugins.action import unit_verify
 
 
-class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - the http.server name
-        data = json.dumps(READY if self.path == "/ready" else {"status": "ok"}).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def port() -> Iterator[int]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield httpd.server_address[1]
-    httpd.shutdown()
-    httpd.server_close()
+    # Every path but /ready answers 200 {"status": "ok"}.
+    with serving({"/ready": (200, READY)}, default=(200, {"status": "ok"})) as (number, _service):
+        yield number
 
 
 def _engine(containers: dict[str, dict[str, Any] | None]) -> type:

@@ -7,11 +7,10 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from verify_fake import READY
+from verify_fake import READY, FakeService, serving
 from verify_fake import make_inspect as _inspect
 from verify_fake import make_unit as _unit
 
@@ -19,34 +18,10 @@ from ansible_collections.aiops.mlstack.plugins.plugin_utils import _verify as v
 from ansible_collections.aiops.mlstack.plugins.plugin_utils._jwt_check import JwtOutcome, attack
 
 
-class _Handler(BaseHTTPRequestHandler):
-    answers: dict[str, tuple[int, Any]] = {}
-    seen: list[str] = []
-
-    def do_GET(self) -> None:  # noqa: N802 - the http.server name
-        self.seen.append(self.path)
-        status, body = self.answers.get(self.path, (404, {"detail": "not found"}))
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def server() -> Iterator[tuple[int, type[_Handler]]]:
-    handler = type("Handler", (_Handler,), {"answers": {"/health": (200, {"status": "ok"}), "/ready": (200, READY),
-                                                        "/metrics": (200, "up 1")}, "seen": []})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd.server_address[1], handler
-    httpd.shutdown()
-    httpd.server_close()
+def server() -> Iterator[tuple[int, type[FakeService]]]:
+    with serving({"/health": (200, {"status": "ok"}), "/ready": (200, READY), "/metrics": (200, "up 1")}) as running:
+        yield running
 
 
 def _no_jwt(base: str) -> JwtOutcome:

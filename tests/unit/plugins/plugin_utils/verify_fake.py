@@ -3,6 +3,11 @@ aiops.mlstack.unit_verify (test_verify.py, test_unit_verify_action.py)."""
 
 from __future__ import annotations
 
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 READY = {"ready": True, "backends": {"vector": "qdrant server http://qdrant:6333", "graph": "embedded"},
@@ -33,3 +38,39 @@ def make_inspect(health: str | None = "healthy", running: bool = True, **host: A
         "NetworkSettings": {"Networks": {"mlstack_backend": {"IPAddress": "127.0.0.1"}}},
         "Mounts": [],
     }
+
+
+class FakeService(BaseHTTPRequestHandler):
+    """A service's HTTP answers by path (``answers``; ``default`` for any other path), and the
+    paths it was asked (``seen``). :func:`serving` gives each server its own subclass."""
+
+    answers: dict[str, tuple[int, Any]] = {}
+    default: tuple[int, Any] = (404, {"detail": "not found"})
+    seen: list[str] = []
+
+    def do_GET(self) -> None:  # noqa: N802 - the http.server name
+        self.seen.append(self.path)
+        status, body = self.answers.get(self.path, self.default)
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def serving(answers: dict[str, tuple[int, Any]],
+            default: tuple[int, Any] = FakeService.default) -> Iterator[tuple[int, type[FakeService]]]:
+    """A real HTTP server on a free loopback port, in a thread, for the duration of the block."""
+    handler = type("Service", (FakeService,), {"answers": answers, "default": default, "seen": []})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield httpd.server_address[1], handler
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
