@@ -10,7 +10,12 @@ from typing import Any
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.aiops.mlstack.plugins.module_utils._unit import db_identifier
+from ansible_collections.aiops.mlstack.plugins.module_utils._unit import (
+    TLS_CA_FILE,
+    TLS_CA_SECRET,
+    TLS_CA_UNIT,
+    db_identifier,
+)
 from ansible_collections.aiops.mlstack.plugins.plugin_utils._secrets import file_content
 
 
@@ -18,12 +23,16 @@ def _dependency_env(client: str, dep: Mapping[str, Any]) -> dict[str, str]:
     """The environment one dependency gives ``client``: where it answers and where its credentials are."""
     host, port, ident = dep["host"], str(dep["port"]), db_identifier(client)
     files = f"/run/secrets/{dep['secret_file']}"
+    # Across Docker hosts the server is verified against the stack's CA by its host's address.
+    ca = f"/run/secrets/{TLS_CA_SECRET}"
     if dep["role"] == "redis":
+        tls = {"REDIS_TLS": "1", "REDIS_TLS_CA_FILE": ca} if dep.get("cross_host") else {}
         return {"REDIS_HOST": host, "REDIS_PORT": port, "REDIS_USER": ident, "REDIS_PREFIX": f"{client}:",
-                "REDIS_PASSWORD_FILE": files}
+                "REDIS_PASSWORD_FILE": files, **tls}
     if dep["role"] == "postgresql":
+        tls = {"POSTGRES_SSLMODE": "verify-full", "POSTGRES_SSLROOTCERT": ca} if dep.get("cross_host") else {}
         return {"POSTGRES_HOST": host, "POSTGRES_PORT": port, "POSTGRES_USER": ident, "POSTGRES_DB": ident,
-                "POSTGRES_PASSWORD_FILE": files}
+                "POSTGRES_PASSWORD_FILE": files, **tls}
     if dep["role"] == "neo4j":
         # Community edition has one user: every client shares the neo4j user's password.
         return {"NEO4J_URI": f"bolt://{host}:{port}", "NEO4J_USER": "neo4j", "NEO4J_PASSWORD_FILE": files}
@@ -51,6 +60,8 @@ def service_wiring(unit: Mapping[str, Any]) -> dict[str, Any]:
             secrets[dep["secret_file"]] = list(dep["secret"])
             if dep["role"] == "neo4j":
                 rotation_files.append(dep["secret_file"])
+        if dep.get("cross_host"):
+            secrets[TLS_CA_SECRET] = [TLS_CA_UNIT, TLS_CA_FILE]
     return {"env": env, "secrets": secrets, "rotation_files": rotation_files, "depends_on": list(unit["awaited"])}
 
 

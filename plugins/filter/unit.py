@@ -11,7 +11,7 @@ from typing import Any
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.aiops.mlstack.plugins.module_utils._unit import resolve, resolve_settings
+from ansible_collections.aiops.mlstack.plugins.module_utils._unit import docker_host_of, resolve, resolve_settings
 
 DOCUMENTATION = r"""
 name: unit
@@ -77,14 +77,31 @@ def _home() -> str:
     return os.environ.get("HOME") or str(Path.home())
 
 
+def _remote_clients(name: str, host: str, hostvars: Mapping[str, Any]) -> tuple[str, ...]:
+    """The units on other Docker hosts whose entries name ``name`` as a dependency."""
+    clients = []
+    for other in hostvars:
+        entry = hostvars[other]
+        if other == name or not entry.get("mlstack_unit_kind"):
+            continue
+        named = list(entry.get("mlstack_depends_on") or []) + list(entry.get("mlstack_optional") or [])
+        if name in named and docker_host_of(entry) != host:
+            clients.append(str(other))
+    return tuple(sorted(clients))
+
+
 def unit(name: str, hostvars: Mapping[str, Any]) -> dict[str, Any]:
     """``inventory_hostname | aiops.mlstack.unit(hostvars)``: the resolved unit as plain data."""
     entry = _vars_of(hostvars, name)
     named = list(entry.get("mlstack_depends_on") or []) + list(entry.get("mlstack_optional") or [])
     # Only units are peers: an optional unit outside the catalog is not wired.
     peers = {dep: hostvars[dep] for dep in named if dep in hostvars and hostvars[dep].get("mlstack_unit_kind")}
+    host = docker_host_of(entry)
+    hosts = {h: hostvars[h] for h in {host, *(docker_host_of(p) for p in peers.values())} if h in hostvars}
+    # Only a database serves other hosts' units (preflight refuses any other cross-host dependency).
+    clients = _remote_clients(name, host, hostvars) if entry.get("mlstack_unit_kind") == "database" else ()
     try:
-        return resolve(name, entry, entry, peers=peers, home=_home()).as_dict()
+        return resolve(name, entry, entry, peers=peers, home=_home(), hosts=hosts, remote_clients=clients).as_dict()
     except (TypeError, ValueError) as exc:
         raise AnsibleFilterError(f"aiops.mlstack.unit: unit {name}: {exc}") from exc
 

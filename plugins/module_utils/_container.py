@@ -31,6 +31,7 @@ from ansible_collections.aiops.mlstack.plugins.module_utils._container_health im
     slow_not_down,
     wait_dependencies,
     wait_healthy,
+    wait_remote_dependencies,
 )
 from ansible_collections.aiops.mlstack.plugins.module_utils._container_restore import (
     remove_unit,
@@ -68,6 +69,7 @@ __all__ = [
     "addresses", "candidate_kwargs", "container_state", "create_kwargs", "evidence_observed", "failure_observed",
     "health_state", "holder_spec", "normalize_spec", "plan", "reconcile", "redacted_spec", "remove_unit",
     "restore_previous", "run", "slow_not_down", "spec_hash", "states", "wait_dependencies", "wait_healthy",
+    "wait_remote_dependencies",
 ]
 
 
@@ -84,6 +86,8 @@ class Request:
     spec: dict[str, Any] = field(default_factory=dict)
     state: str = "started"
     depends_on: list[str] = field(default_factory=list)
+    # Units on other Docker hosts: {unit, docker_host, address, port}, awaited by connecting.
+    remote_depends_on: list[dict[str, Any]] = field(default_factory=list)
     recreate: str = "if_changed"
     wait: bool = True
     timeout: float = 120.0
@@ -120,6 +124,8 @@ def run(engine: Engine, request: Request) -> dict[str, Any]:
     try:
         if not request.check_mode:
             deps = wait_dependencies(engine, request.depends_on, request.timeout, request.dependency_timeout)
+            remote_limit = request.dependency_timeout or request.timeout
+            deps.update(wait_remote_dependencies(request.remote_depends_on, remote_limit))
         unit_request = request if holder is None else dataclasses.replace(request, spec={**request.spec, "ports": {}})
         result = reconcile(engine, unit_request)
         if holder is not None:

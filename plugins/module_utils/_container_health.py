@@ -8,6 +8,7 @@ it) so that unit tests can replace it with an in-memory Docker.
 
 from __future__ import annotations
 
+import socket
 import time
 from typing import Any, Protocol
 
@@ -168,4 +169,39 @@ def wait_dependencies(engine: Engine, depends_on: list[str], timeout: float,
             waited[dep] = wait_healthy(engine, dep, timeout, poll=DEPENDENCY_POLL, transient_ok=True)
         except HealthError as exc:
             raise HealthError(f"dependency {dep}: {exc}", {**exc.detail, "dependency": dep}) from exc
+    return waited
+
+
+def _answers(address: str, port: int) -> str | None:
+    """None when something accepts a connection at address:port, else why not."""
+    try:
+        with socket.create_connection((address, port), timeout=2):
+            return None
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+
+
+def wait_remote_dependencies(remote: list[dict[str, Any]], timeout: float,
+                             clock: Any = time.monotonic, sleep: Any = time.sleep) -> dict[str, Any]:
+    """Block until each dependency on another Docker host accepts connections on its published address.
+
+    Its health is its own host's to prove (its deploy waited for it); from here what matters is
+    that this host reaches it. The error names the other host, so that a lost host is told apart
+    from a failing unit.
+    """
+    waited: dict[str, Any] = {}
+    for dep in remote:
+        start = clock()
+        while (why := _answers(dep["address"], int(dep["port"]))) is not None:
+            elapsed = round(clock() - start, 3)
+            if elapsed >= timeout:
+                where = f"{dep['address']}:{dep['port']}"
+                raise HealthError(
+                    f"dependency {dep['unit']} on Docker host {dep['docker_host']} ({where}) did not answer "
+                    f"within {timeout}s: {why}",
+                    {"state": "unreachable", "dependency": dep["unit"], "docker_host": dep["docker_host"],
+                     "address": where, "waited_s": elapsed})
+            sleep(DEPENDENCY_POLL)
+        waited[dep["unit"]] = {"state": "reachable", "docker_host": dep["docker_host"],
+                               "waited_s": round(clock() - start, 3)}
     return waited

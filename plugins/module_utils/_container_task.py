@@ -19,6 +19,12 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "state": {"type": "str", "choices": ["started", "absent"], "default": "started"},
     "spec": {"type": "dict", "default": {}},
     "depends_on": {"type": "list", "elements": "str", "default": []},
+    "remote_depends_on": {"type": "list", "elements": "dict", "default": [], "options": {
+        "unit": {"type": "str", "required": True},
+        "docker_host": {"type": "str", "required": True},
+        "address": {"type": "str", "required": True},
+        "port": {"type": "int", "required": True},
+    }},
     "recreate": {"type": "str", "choices": ["if_changed", "always", "never"], "default": "if_changed"},
     "wait": {"type": "bool", "default": True},
     "timeout": {"type": "float", "default": 120},

@@ -75,6 +75,16 @@ ROLE_PORTS = {"redis": 6379, "postgresql": 5432, "neo4j": 7687, "qdrant": 6333}
 # own identifier, one user per service).
 CREDENTIALS = {"redis": ("redis_password", None), "postgresql": ("postgres_password", None),
                "neo4j": ("neo4j_password", "neo4j"), "qdrant": ("qdrant_api_key", "api_key")}
+# The roles a unit on another Docker host can depend on (TLS from the stack's CA, docs/scale-out.md),
+# and the container port each serves TLS on: PostgreSQL on its one port (SSL is negotiated on
+# it), Redis on a port of its own beside the plaintext one its same-host clients keep.
+CROSS_HOST_ROLES = ("postgresql", "redis")
+TLS_PORTS = {"redis": 6380}
+# Where the stack's CA and a server's certificate are in the secrets directory (plugin_utils/_tls.py).
+TLS_CA_UNIT, TLS_CA_FILE = "tls", "ca.pem"
+TLS_CERT_FILE, TLS_KEY_FILE = "tls_cert.pem", "tls_key.pem"
+# The CA bundle's file name in a client's /run/secrets.
+TLS_CA_SECRET = "mlstack_ca.pem"
 
 
 @dataclass(frozen=True)
@@ -109,6 +119,10 @@ class Dependency:
     awaited: bool
     secret_file: str | None
     secret: tuple[str, str] | None
+    # The dependency's Docker host; on another host than its client's, ``host``/``port`` are
+    # that host's address and the port published there, and the traffic is TLS.
+    docker_host: str = "localhost"
+    cross_host: bool = False
 
 
 @dataclass(frozen=True)
@@ -126,6 +140,9 @@ class ResolvedUnit:
     host_port: int | None
     docker_host: str
     docker_url: str
+    # The Docker host's private address (``mlstack_host_address``): where it publishes the
+    # ports that units on other hosts reach (None: it publishes none).
+    host_address: str | None
     container: str
     candidate: str
     previous: str
@@ -140,6 +157,13 @@ class ResolvedUnit:
     backend_network: str
     depends_on: tuple[Dependency, ...]
     awaited: tuple[str, ...]
+    # Dependencies on other Docker hosts, awaited by connecting to their published address.
+    remote_awaited: tuple[dict[str, Any], ...]
+    # Units on other Docker hosts that depend on this one (a database's cross-host clients).
+    remote_clients: tuple[str, ...]
+    # TLS a database serves with a certificate of the stack's CA: ``port`` (in the container),
+    # ``remote_port`` (published on host_address), ``names`` (the certificate's SANs). None: no TLS.
+    tls: dict[str, Any] | None
     critical: bool
     update_order: str
     recreate: str
@@ -173,6 +197,8 @@ class ResolvedUnit:
         out["networks"] = [dict(n) for n in self.networks]
         out["depends_on"] = [{**asdict(d), "secret": list(d.secret) if d.secret else None} for d in self.depends_on]
         out["awaited"] = list(self.awaited)
+        out["remote_awaited"] = [dict(r) for r in self.remote_awaited]
+        out["remote_clients"] = list(self.remote_clients)
         return out
 
 
@@ -228,29 +254,64 @@ def unit_port(entry: Mapping[str, Any]) -> int | None:
     return _int(entry.get("mlstack_port")) or ROLE_PORTS.get(str(entry.get("mlstack_unit_role")))
 
 
-def _dependency(client: str, dep: str, peer: Mapping[str, Any], awaited: bool) -> Dependency:
+def docker_host_of(entry: Mapping[str, Any]) -> str:
+    """The Docker host a unit's entry places it on."""
+    return _text(entry.get("mlstack_docker_host"), "localhost")
+
+
+def remote_port(entry: Mapping[str, Any]) -> int | None:
+    """The port a unit's TLS is published on at its host's address (``mlstack_remote_port``,
+    else the container's TLS port)."""
+    role = str(entry.get("mlstack_unit_role"))
+    return _int(entry.get("mlstack_remote_port")) or TLS_PORTS.get(role) or unit_port(entry)
+
+
+def _dependency(client: str, client_host: str, dep: str, peer: Mapping[str, Any], awaited: bool,
+                hosts: Mapping[str, Mapping[str, Any]]) -> Dependency:
     role = peer.get("mlstack_unit_role")
     secret_file, secret_name = CREDENTIALS.get(str(role), (None, None))
-    return Dependency(unit=dep, role=role, container=container_name(dep), host=dep, port=unit_port(peer),
+    peer_host = docker_host_of(peer) if peer else client_host
+    cross = peer_host != client_host
+    # Across hosts: the address the peer's host publishes it on (preflight refuses a host without one).
+    address = _text((hosts.get(peer_host) or {}).get("mlstack_host_address"), peer_host)
+    return Dependency(unit=dep, role=role, container=container_name(dep), host=address if cross else dep,
+                      port=remote_port(peer) if cross else unit_port(peer),
                       awaited=awaited, secret_file=secret_file,
-                      secret=(dep, secret_name or db_identifier(client)) if secret_file else None)
+                      secret=(dep, secret_name or db_identifier(client)) if secret_file else None,
+                      docker_host=peer_host, cross_host=cross)
 
 
-def _dependencies(name: str, entry: Mapping[str, Any],
-                  peers: Mapping[str, Mapping[str, Any]]) -> tuple[Dependency, ...]:
+def _dependencies(name: str, entry: Mapping[str, Any], peers: Mapping[str, Mapping[str, Any]],
+                  hosts: Mapping[str, Mapping[str, Any]]) -> tuple[Dependency, ...]:
     """Awaited dependencies first, in declared order, then the optional units the catalog has."""
     awaited = list(entry.get("mlstack_depends_on") or [])
     # A critical unit's non-critical helpers are wired when they are in the catalog, never awaited.
     optional = [u for u in entry.get("mlstack_optional") or [] if u in peers and u not in awaited]
-    return tuple(_dependency(name, dep, peers.get(dep) or {}, awaited=dep in awaited) for dep in awaited + optional)
+    host = docker_host_of(entry)
+    return tuple(_dependency(name, host, dep, peers.get(dep) or {}, dep in awaited, hosts)
+                 for dep in awaited + optional)
 
 
-def _networks(name: str, kind: str | None, published: bool, settings: Settings) -> tuple[dict[str, Any], ...]:
+def _tls(name: str, entry: Mapping[str, Any], role: str | None, remote_clients: tuple[str, ...],
+         address: str | None) -> dict[str, Any] | None:
+    """A database's TLS: on when a unit on another host depends on it (or ``mlstack_tls`` says so)."""
+    if role not in CROSS_HOST_ROLES or not (remote_clients or _flag(entry.get("mlstack_tls"), False)):
+        return None
+    names = [name, container_name(name)] + ([address] if address else [])
+    return {"port": TLS_PORTS.get(role) or unit_port(entry), "remote_port": remote_port(entry),
+            "names": names, "ca": [TLS_CA_UNIT, TLS_CA_FILE], "cert": [name, TLS_CERT_FILE],
+            "key": [name, TLS_KEY_FILE]}
+
+
+def _networks(name: str, kind: str | None, published: bool, settings: Settings,
+              crosses: bool = False) -> tuple[dict[str, Any], ...]:
     # Every unit answers under its unit name on the backend network; a published service
     # joins the frontend network first, where its host ports are bound (the port holder
-    # joins that first network only).
+    # joins that first network only). The backend network has no route out: a unit that
+    # talks to another Docker host, or that one reaches through its host's address, joins
+    # the frontend network first too.
     backend = {"name": settings.backend_network, "aliases": [name]}
-    if kind == "service" and published:
+    if (kind == "service" and published) or crosses:
         return ({"name": settings.frontend_network, "aliases": [name]}, backend)
     return (backend,)
 
@@ -299,25 +360,37 @@ def _image(entry: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def resolve(name: str, entry: Mapping[str, Any], settings: Mapping[str, Any] | Settings, *,
-            peers: Mapping[str, Mapping[str, Any]] | None = None, home: str = "") -> ResolvedUnit:
+            peers: Mapping[str, Mapping[str, Any]] | None = None, home: str = "",
+            hosts: Mapping[str, Mapping[str, Any]] | None = None,
+            remote_clients: tuple[str, ...] = ()) -> ResolvedUnit:
     """One unit, every fallback applied and every name derived.
 
     ``entry``: the unit's host vars (its catalog entry); ``settings``: the collection-wide
     variables (or :func:`resolve_settings`' result); ``peers``: the catalog entries of the
     units it names in ``mlstack_depends_on`` / ``mlstack_optional`` (absent: not in the
-    catalog; an optional one is then not wired).
+    catalog; an optional one is then not wired); ``hosts``: the vars of the Docker hosts of
+    the unit and its peers (their ``mlstack_docker_url`` and ``mlstack_host_address``);
+    ``remote_clients``: the units on other Docker hosts that depend on this one.
     """
     common = settings if isinstance(settings, Settings) else resolve_settings(settings, home)
+    hosts = hosts or {}
     kind = entry.get("mlstack_unit_kind")
     role = entry.get("mlstack_unit_role") or None
     app = app_settings(entry, f"{common.runtime_dir}/{name}") if kind == "app" else None
     host_port = app["host_ports"][0] if app and app["host_ports"] else _int(entry.get("mlstack_host_port"))
     container = container_name(name)
-    deps = _dependencies(name, entry, peers or {})
+    docker_host = docker_host_of(entry)
+    own_host = hosts.get(docker_host) or {}
+    address = _text(own_host.get("mlstack_host_address"), "") or None
+    deps = _dependencies(name, entry, peers or {}, hosts)
+    tls = _tls(name, entry, role, remote_clients, address)
     data_volume = database_volume(name) if kind == "database" else (entry.get("mlstack_data_volume") or None)
+    crosses = bool(remote_clients) or any(d.cross_host for d in deps)
     return ResolvedUnit(
         name=name, kind=kind, role=role, port=unit_port(entry), host_port=host_port,
-        docker_host=_text(entry.get("mlstack_docker_host"), "localhost"), docker_url=common.docker_url,
+        # The engine is the Docker host's: its own mlstack_docker_url, else the collection-wide one.
+        docker_host=docker_host, docker_url=_text(own_host.get("mlstack_docker_url"), common.docker_url),
+        host_address=address,
         container=container, candidate=next_name(container), previous=previous_name(container),
         replaced=side_name(container), holder=holder_name(container),
         # A published service binds its host port through a port holder unless it opted out.
@@ -326,9 +399,12 @@ def resolve(name: str, entry: Mapping[str, Any], settings: Mapping[str, Any] | S
         port_holder_image=_text(entry.get("mlstack_port_holder_image"), ""),
         data_volume=data_volume, runtime_dir=f"{common.runtime_dir}/{name}", secrets_dir=common.secrets_dir,
         networks=app_networks(entry, name) if app and entry.get("mlstack_networks")
-        else _networks(name, kind, host_port is not None, common),
+        else _networks(name, kind, host_port is not None, common, crosses),
         backend_network=common.backend_network,
-        depends_on=deps, awaited=tuple(d.container for d in deps if d.awaited),
+        depends_on=deps, awaited=tuple(d.container for d in deps if d.awaited and not d.cross_host),
+        remote_awaited=tuple({"unit": d.unit, "docker_host": d.docker_host, "address": d.host, "port": d.port}
+                             for d in deps if d.awaited and d.cross_host),
+        remote_clients=tuple(remote_clients), tls=tls,
         # Critical only when the inventory says so: what preflight and verify already assumed.
         critical=_flag(entry.get("mlstack_critical"), False),
         update_order=_update_order(kind, entry), recreate=common.recreate, image_source=common.image_source,

@@ -67,6 +67,33 @@ options:
     type: list
     elements: str
     default: []
+  remote_depends_on:
+    description:
+      - Units on other Docker hosts this one depends on (the resolved unit's C(remote_awaited)): each must
+        accept connections on the address and port its host publishes it on, from this unit's host, before
+        this one is touched. Bounded by O(dependency_timeout) (else O(timeout)); the failure names the other
+        Docker host, so that a lost host is told apart from a failing unit.
+    type: list
+    elements: dict
+    default: []
+    version_added: 0.2.0
+    suboptions:
+      unit:
+        description: The dependency's unit name.
+        type: str
+        required: true
+      docker_host:
+        description: The Docker host it runs on.
+        type: str
+        required: true
+      address:
+        description: That host's address (its C(mlstack_host_address)).
+        type: str
+        required: true
+      port:
+        description: The port published there.
+        type: int
+        required: true
   recreate:
     description:
       - C(if_changed) recreates on a changed spec or image; C(always) forces it.

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from ansible_collections.aiops.mlstack.plugins.filter.catalog import redis_acl_rules, unit_clients
+from ansible_collections.aiops.mlstack.plugins.filter.tls import tls_fingerprint
 
 ROLE = Path(__file__).resolve().parents[3] / "roles" / "redis"
 HOSTVARS = {
@@ -36,6 +37,7 @@ def _env() -> jinja2.Environment:
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True)  # Ansible's template defaults
     env.filters["hash"] = lambda text, algorithm: hashlib.new(algorithm, str(text).encode()).hexdigest()
     env.filters["aiops.mlstack.redis_acl_rules"] = redis_acl_rules
+    env.filters["aiops.mlstack.tls_fingerprint"] = tls_fingerprint
     return env
 
 
@@ -83,12 +85,28 @@ def test_a_bad_permission_is_never_rendered() -> None:
         render_acl([{"unit": "chat", "name": "chat", "prefix": "chat:", "redis_acl": ["get", "eval"]}])
 
 
-def test_redis_conf_limits_scripts_and_output_buffers() -> None:
+def render_conf(unit: dict[str, Any]) -> list[str]:
     defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
-    values = {"ansible_managed": "managed", "__redis_unit": {"port": 6379}, "redis_appendonly": True,
+    values = {"ansible_managed": "managed", "__redis_unit": unit, "redis_appendonly": True,
               "redis_maxmemory": "256mb",
               **{k: v for k, v in defaults.items() if k.startswith(("redis_busy", "redis_client_output"))}}
-    lines = _env().from_string((ROLE / "templates" / "redis.conf.j2").read_text()).render(**values).splitlines()
+    return _env().from_string((ROLE / "templates" / "redis.conf.j2").read_text()).render(**values).splitlines()
+
+
+def test_redis_conf_serves_tls_only_for_other_hosts_and_names_its_certificate(tmp_path: Path) -> None:
+    (tmp_path / "redis").mkdir()
+    (tmp_path / "redis" / "tls_cert.pem").write_text("CERT")
+    unit = {"name": "redis", "port": 6379, "secrets_dir": str(tmp_path), "tls": {"port": 6380}}
+    lines = render_conf(unit)
+    assert "port 6379" in lines and "tls-port 6380" in lines and "tls-auth-clients no" in lines
+    assert any(sha("CERT") in line for line in lines)
+    # Without clients on other hosts the configuration is what it always was: no TLS line.
+    plain = render_conf({**unit, "tls": None})
+    assert not [line for line in plain if line.startswith("tls-")] and plain == lines[:len(plain)]
+
+
+def test_redis_conf_limits_scripts_and_output_buffers() -> None:
+    lines = render_conf({"port": 6379, "tls": None})
     assert "busy-reply-threshold 1000" in lines
     assert "client-output-buffer-limit normal 64mb 16mb 60" in lines
     assert "client-output-buffer-limit pubsub 8mb 2mb 60" in lines

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -156,3 +157,50 @@ def test_the_unit_filter_names_an_unknown_host() -> None:
 
     with pytest.raises(AnsibleFilterError, match="'nope' is not an inventory host"):
         unit("nope", {})
+
+
+def _two_hosts() -> dict[str, dict[str, Any]]:
+    return {
+        "h1": {"mlstack_host_address": "10.77.0.11", "mlstack_docker_url": "unix:///run/h1.sock"},
+        "h2": {"mlstack_host_address": "10.77.0.12"},
+        "redis": {"mlstack_unit_kind": "database", "mlstack_unit_role": "redis", "mlstack_docker_host": "h1"},
+        "postgresql": {"mlstack_unit_kind": "database", "mlstack_unit_role": "postgresql", "mlstack_docker_host": "h1"},
+        "learning": {"mlstack_unit_kind": "service", "mlstack_unit_role": "ml_service", "mlstack_port": 8002,
+                     "mlstack_docker_host": "h2", "mlstack_depends_on": ["postgresql", "redis"]},
+        "thinking": {"mlstack_unit_kind": "service", "mlstack_unit_role": "ml_service", "mlstack_port": 8004,
+                     "mlstack_docker_host": "h1", "mlstack_depends_on": ["postgresql"]},
+    }
+
+
+def test_service_wiring_across_hosts_is_tls_to_the_hosts_address() -> None:
+    from ansible_collections.aiops.mlstack.plugins.filter.service import service_wiring
+
+    wiring = service_wiring(unit("learning", _two_hosts()))
+    env = wiring["env"]
+    assert (env["POSTGRES_HOST"], env["POSTGRES_PORT"]) == ("10.77.0.11", "5432")
+    assert env["POSTGRES_SSLMODE"] == "verify-full"
+    assert env["POSTGRES_SSLROOTCERT"] == env["REDIS_TLS_CA_FILE"] == "/run/secrets/mlstack_ca.pem"
+    assert (env["REDIS_HOST"], env["REDIS_PORT"], env["REDIS_TLS"]) == ("10.77.0.11", "6380", "1")
+    assert wiring["secrets"]["mlstack_ca.pem"] == ["tls", "ca.pem"]
+    # Nothing to wait for on its own engine: the databases are awaited on h1's address.
+    assert wiring["depends_on"] == []
+    # A client on the databases' own host: plaintext on the internal network, as before.
+    same = service_wiring(unit("thinking", _two_hosts()))
+    assert same["env"]["POSTGRES_HOST"] == "postgresql" and "POSTGRES_SSLMODE" not in same["env"]
+    assert "mlstack_ca.pem" not in same["secrets"]
+
+
+def test_a_database_knows_its_clients_on_other_hosts_and_serves_them_tls() -> None:
+    from ansible_collections.aiops.mlstack.plugins.filter.tls import tls_servers
+
+    hostvars = _two_hosts()
+    pg = unit("postgresql", hostvars)
+    assert pg["remote_clients"] == ["learning"]
+    assert pg["tls"]["names"] == ["postgresql", "mlstack-postgresql", "10.77.0.11"]
+    assert pg["docker_url"] == "unix:///run/h1.sock"
+    assert tls_servers(["redis", "postgresql", "learning", "thinking"], hostvars)["servers"] == [
+        {"unit": "redis", "names": ["redis", "mlstack-redis", "10.77.0.11"]},
+        {"unit": "postgresql", "names": ["postgresql", "mlstack-postgresql", "10.77.0.11"]}]
+    # All on one host: no TLS, no CA.
+    one = {k: {**v, "mlstack_docker_host": "h1"} for k, v in hostvars.items() if k not in ("h1", "h2")}
+    assert tls_servers(list(one), {**one, "h1": hostvars["h1"]})["servers"] == []

@@ -82,3 +82,34 @@ def test_a_dependency_still_building_its_image_is_waited_for_past_the_health_tim
     assert waited["mlstack-llm"]["state"] == "healthy"
     with pytest.raises(health.HealthError, match="dependency mlstack-absent was not created within 0.6s"):
         health.wait_dependencies(engine, ["mlstack-absent"], timeout=0.3, create_timeout=0.6)
+
+
+def test_a_dependency_on_another_host_is_awaited_until_it_accepts_connections() -> None:
+    import socket
+
+    from ansible_collections.aiops.mlstack.plugins.module_utils._container_health import wait_remote_dependencies
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        waited = wait_remote_dependencies(
+            [{"unit": "postgresql", "docker_host": "h1", "address": "127.0.0.1", "port": port}], timeout=5)
+    assert waited["postgresql"]["state"] == "reachable" and waited["postgresql"]["docker_host"] == "h1"
+
+
+def test_a_lost_host_is_named_when_its_dependency_does_not_answer() -> None:
+    import socket
+
+    from ansible_collections.aiops.mlstack.plugins.module_utils._container_health import (
+        HealthError,
+        wait_remote_dependencies,
+    )
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+    # Nothing listens there any more: refused until the (fake) clock passes the limit.
+    ticks = iter(range(0, 100))
+    with pytest.raises(HealthError) as caught:
+        wait_remote_dependencies([{"unit": "redis", "docker_host": "h1", "address": "127.0.0.1", "port": port}],
+                                 timeout=3, clock=lambda: next(ticks), sleep=lambda _s: None)
+    assert "on Docker host h1 (127.0.0.1:" in str(caught.value)
+    assert caught.value.detail["state"] == "unreachable" and caught.value.detail["docker_host"] == "h1"

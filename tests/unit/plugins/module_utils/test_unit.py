@@ -175,3 +175,76 @@ def test_the_resolved_unit_is_plain_data_for_jinja() -> None:
 def test_the_settings_are_given_once_for_many_units() -> None:
     settings = u.resolve_settings({"mlstack_docker_url": "tcp://h:2375"}, HOME)
     assert _resolve(CHAT, settings=settings).docker_url == "tcp://h:2375"  # type: ignore[arg-type]
+
+
+# --- several Docker hosts (docs/scale-out.md) ----------------------------------------------
+HOSTS: dict[str, dict[str, Any]] = {
+    "gpu1": {"mlstack_docker_url": "unix:///run/gpu1/docker.sock"},
+    "db1": {"mlstack_host_address": "10.0.0.21"},
+}
+ON_GPU1 = {**CHAT, "mlstack_docker_host": "gpu1", "mlstack_host_port": None}
+PEERS_ON_DB1 = {**PEERS, "redis": {**PEERS["redis"], "mlstack_docker_host": "db1"},
+                "postgresql": {**PEERS["postgresql"], "mlstack_docker_host": "db1"},
+                "llm": {**PEERS["llm"], "mlstack_docker_host": "gpu1"},
+                "memory": {**PEERS["memory"], "mlstack_docker_host": "gpu1"}}
+
+
+def _placed(entry: dict[str, Any], name: str = "chat", peers: dict[str, dict[str, Any]] | None = None,
+            remote_clients: tuple[str, ...] = ()) -> u.ResolvedUnit:
+    return u.resolve(name, entry, {}, peers=PEERS_ON_DB1 if peers is None else peers, home=HOME, hosts=HOSTS,
+                     remote_clients=remote_clients)
+
+
+def test_the_engine_is_the_docker_hosts_own() -> None:
+    unit = _placed(ON_GPU1)
+    assert (unit.docker_host, unit.docker_url, unit.host_address) == ("gpu1", "unix:///run/gpu1/docker.sock", None)
+    # A host without its own URL: the collection-wide one.
+    assert _placed({**ON_GPU1, "mlstack_docker_host": "db1"}).docker_url == "unix:///var/run/docker.sock"
+
+
+def test_a_dependency_on_another_host_is_reached_on_that_hosts_address() -> None:
+    deps = {d.unit: d for d in _placed(ON_GPU1).depends_on}
+    pg = deps["postgresql"]
+    assert (pg.host, pg.port, pg.cross_host) == ("10.0.0.21", 5433, True)
+    # Redis: its TLS port, not the plaintext one its same-host clients use.
+    assert (deps["redis"].host, deps["redis"].port, deps["redis"].docker_host) == ("10.0.0.21", 6380, "db1")
+    # The same host: by name on the internal network, as before.
+    assert (deps["llm"].host, deps["llm"].port, deps["llm"].cross_host) == ("llm", 8080, False)
+
+
+def test_only_same_host_dependencies_are_awaited_by_container() -> None:
+    unit = _placed(ON_GPU1)
+    assert unit.awaited == ("mlstack-llm",)
+    assert [r["unit"] for r in unit.remote_awaited] == ["redis", "postgresql"]
+    assert unit.remote_awaited[0] == {"unit": "redis", "docker_host": "db1", "address": "10.0.0.21", "port": 6380}
+
+
+def test_a_unit_that_crosses_hosts_gets_a_route_out() -> None:
+    assert [n["name"] for n in _placed(ON_GPU1).networks] == ["mlstack_frontend", "mlstack_backend"]
+    same_host = {k: {**v, "mlstack_docker_host": "gpu1"} for k, v in PEERS_ON_DB1.items()}
+    assert [n["name"] for n in _placed(ON_GPU1, peers=same_host).networks] == ["mlstack_backend"]
+
+
+@pytest.mark.parametrize(("role", "port", "remote"), [("postgresql", 5432, 5432), ("redis", 6380, 6380)])
+def test_a_database_other_hosts_reach_serves_tls_on_its_hosts_address(role: str, port: int, remote: int) -> None:
+    entry = {"mlstack_unit_kind": "database", "mlstack_unit_role": role, "mlstack_docker_host": "db1"}
+    unit = _placed(entry, name=role, peers={}, remote_clients=("chat",))
+    assert unit.tls == {"port": port, "remote_port": remote, "names": [role, f"mlstack-{role}", "10.0.0.21"],
+                        "ca": ["tls", "ca.pem"], "cert": [role, "tls_cert.pem"], "key": [role, "tls_key.pem"]}
+    assert unit.host_address == "10.0.0.21" and unit.remote_clients == ("chat",)
+    # Without clients on other hosts: no TLS, the backend network only, as before.
+    alone = _placed(entry, name=role, peers={})
+    assert alone.tls is None and [n["name"] for n in alone.networks] == ["mlstack_backend"]
+
+
+def test_a_database_role_that_cannot_cross_hosts_gets_no_tls() -> None:
+    entry = {"mlstack_unit_kind": "database", "mlstack_unit_role": "neo4j", "mlstack_docker_host": "db1"}
+    assert _placed(entry, name="neo4j", peers={}, remote_clients=("memory",)).tls is None
+
+
+def test_mlstack_remote_port_moves_the_published_port() -> None:
+    entry = {"mlstack_unit_kind": "database", "mlstack_unit_role": "redis", "mlstack_docker_host": "db1",
+             "mlstack_remote_port": 16380}
+    assert _placed(entry, name="redis", peers={}, remote_clients=("chat",)).tls["remote_port"] == 16380
+    peers = {**PEERS_ON_DB1, "redis": {**PEERS_ON_DB1["redis"], "mlstack_remote_port": 16380}}
+    assert {d.unit: d.port for d in _placed(ON_GPU1, peers=peers).depends_on}["redis"] == 16380
