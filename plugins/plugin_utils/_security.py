@@ -14,13 +14,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ansible_collections.aiops.mlstack.plugins.module_utils._jwt_probe import METHODS, v1_endpoints  # noqa: F401
 from ansible_collections.aiops.mlstack.plugins.module_utils._unit import HARDENING
 
 # Tokens every /v1 endpoint must refuse with 401, and the one it must let through auth.
 ATTACKS = ("no_token", "expired", "forged", "wrong_audience")
 _ATTACK_WORDS = {"no_token": "request without a token", "expired": "expired token", "forged": "forged token",
                  "wrong_audience": "token for another audience"}
-METHODS = ("get", "post", "put", "patch", "delete")
 
 # Runtime settings of a hardened unit, as Docker reports them; a unit that needs an
 # exception names it in its catalog entry (mlstack_hardening_exceptions).
@@ -32,17 +32,6 @@ HARDENING_RULES = ("non_root", "cap_drop_all", "read_only_root", "not_privileged
 # bearer credential. None belongs in a log or an evidence bundle, expired or not.
 JWT_RE = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}")
 JWT_LEAK = "a signed JWT (bearer token)"
-
-
-def v1_endpoints(openapi: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(METHOD, path) of every /v1 operation, path parameters filled with a harmless value."""
-    out = []
-    for path, operations in sorted((openapi.get("paths") or {}).items()):
-        if not (path == "/v1" or path.startswith("/v1/")):
-            continue
-        concrete = re.sub(r"\{[^}]+\}", "probe0", path)
-        out += [(method.upper(), concrete) for method in METHODS if method in (operations or {})]
-    return out
 
 
 def judge_attack(attack: str, answers: Mapping[str, int]) -> tuple[bool, str]:
