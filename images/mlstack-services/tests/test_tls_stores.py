@@ -14,8 +14,11 @@ import ipaddress
 import os
 import re
 import shutil
+import socket
+import ssl
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from fakes import free_port
+from mlstack_services.memory_store import Neo4jCypher, StoreError
 from mlstack_services.redis_store import SessionStore, check, connect
 from mlstack_services.settings import ConfigError, Settings
 from mlstack_services.transcripts import PgTranscripts
@@ -347,3 +351,91 @@ def test_redis_tls_refusals_are_reasons(tls_redis: dict[str, str], pki: dict[str
     ok, reason = _redis_round_trip(_tls_redis_settings(tls_redis, tmp_path, host, **env))
     assert ok is False
     assert re.search(needle, reason), reason
+
+
+# --- Neo4j -----------------------------------------------------------------------------------
+
+BOLT_MAGIC = b"\x60\x60\xb0\x17"
+
+
+@pytest.fixture
+def bolt_tls_listener(pki: dict[str, str]) -> Iterator[tuple[int, list[bytes]]]:
+    """A TLS server on 127.0.0.1 and .2 that keeps the first 4 bytes each client sends once the
+    handshake is done, then closes: no Neo4j server here, but the driver's real TLS layer, and
+    its Bolt preamble arriving decrypted proves the session was established."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(pki["cert"], pki["key"])
+    listener = socket.create_server(("0.0.0.0", 0))
+    listener.settimeout(0.2)
+    received: list[bytes] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(3)
+                try:
+                    with context.wrap_socket(conn, server_side=True) as tls:
+                        received.append(tls.recv(4))
+                except OSError:
+                    pass  # a refused handshake: the client's side is what the tests look at
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1], received
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+
+
+def _neo4j_version(tmp_path: Path, uri: str, **env: str) -> str:
+    cypher = Neo4jCypher(Settings.from_env({
+        "MLSTACK_UNIT": "memory", "NEO4J_URI": uri,
+        "NEO4J_PASSWORD_FILE": _secret(tmp_path, "neo4j_password", "neo4j-pw"), **env}))
+
+    async def scenario() -> str:
+        try:
+            return await cypher.version()
+        except StoreError as exc:
+            return str(exc)
+        finally:
+            await cypher.close()
+
+    return asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_neo4j_driver_speaks_bolt_inside_tls_with_the_stack_ca(bolt_tls_listener: tuple[int, list[bytes]],
+                                                                pki: dict[str, str], tmp_path: Path, host: str) -> None:
+    port, received = bolt_tls_listener
+    reason = _neo4j_version(tmp_path, f"bolt://{host}:{port}", NEO4J_TLS_CA_FILE=pki["ca"])
+    assert BOLT_MAGIC in received, (received, reason)
+    assert "certificate" not in reason.lower(), reason
+
+
+@pytest.mark.parametrize(("host", "ca", "needle"), [
+    ("127.0.0.1", "other_ca", "certificate verify failed"),
+    ("127.0.0.2", "ca", "IP address mismatch"),
+    ("127.0.0.1", "/nonexistent/ca.pem", r"NEO4J_TLS_CA_FILE /nonexistent/ca\.pem is not readable"),
+])
+def test_neo4j_tls_refusals_are_reasons(bolt_tls_listener: tuple[int, list[bytes]], pki: dict[str, str],
+                                        tmp_path: Path, host: str, ca: str, needle: str) -> None:
+    port, received = bolt_tls_listener
+    reason = _neo4j_version(tmp_path, f"bolt://{host}:{port}", NEO4J_TLS_CA_FILE=pki.get(ca, ca))
+    assert re.search(needle, reason), reason
+    assert BOLT_MAGIC not in received
+
+
+def test_neo4j_without_a_ca_file_sends_bolt_in_plaintext(bolt_tls_listener: tuple[int, list[bytes]],
+                                                         tmp_path: Path) -> None:
+    """Unset, the driver is built as before (a bolt:// URI is plaintext): the TLS server refuses it."""
+    port, received = bolt_tls_listener
+    reason = _neo4j_version(tmp_path, f"bolt://127.0.0.1:{port}")
+    assert reason.startswith(f"neo4j bolt://127.0.0.1:{port}: "), reason
+    assert BOLT_MAGIC not in received
