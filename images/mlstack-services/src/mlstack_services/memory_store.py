@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import ssl
 import time
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,9 +35,23 @@ class StoreError(RuntimeError):
     """A backend failed; the message names it and says why (its own words)."""
 
 
+def _tls_cause(exc: BaseException) -> str:
+    """The TLS error under a driver's error: the Neo4j driver's own words say only that the
+    encrypted connection failed, not whether the CA or the host name was wrong."""
+    seen: BaseException | None = exc
+    for _ in range(5):  # the driver wraps it twice (ServiceUnavailable, BoltSecurityError)
+        seen = seen.__cause__ or seen.__context__
+        if seen is None:
+            break
+        if isinstance(seen, ssl.SSLError):
+            return str(seen.args[1] if len(seen.args) > 1 else seen)
+    return ""
+
+
 def _why(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}"[:300]
+    tls = _tls_cause(exc)
+    return f"{type(exc).__name__}: {text}"[:300] + (f" {tls}" if tls else "")
 
 
 # --- vectors ------------------------------------------------------------------------------
@@ -241,6 +256,20 @@ def password_candidates(text: str | None) -> list[str]:
     return [line.strip() for line in (text or "").splitlines() if line.strip()]
 
 
+def neo4j_tls(settings: Settings) -> dict[str, Any]:
+    """The driver's encryption options with NEO4J_TLS_CA_FILE: Bolt over TLS, the server's certificate
+    chained to that CA alone and naming the URI's host. Without it: none, the driver's defaults."""
+    ca_file = settings.neo4j_tls_ca_file
+    if not ca_file:
+        return {}
+    # The driver would load the file only at its first connection, and say only "No such file".
+    if read_secret(ca_file) is None:
+        raise StoreError(f"NEO4J_TLS_CA_FILE {ca_file} is not readable")
+    from neo4j import TrustCustomCAs
+
+    return {"encrypted": True, "trusted_certificates": TrustCustomCAs(ca_file)}
+
+
 class Neo4jCypher:
     """The Neo4j server over Bolt, as the ``neo4j`` user whose password file is read at each new driver.
 
@@ -281,7 +310,7 @@ class Neo4jCypher:
                     self.settings.neo4j_uri, auth=(self.settings.neo4j_user, password), connection_timeout=2.0,
                     max_transaction_retry_time=2.0, connection_acquisition_timeout=5.0,
                     # The server's query notifications (an absent label on a new graph) are not the unit's warnings.
-                    notifications_min_severity="OFF")
+                    notifications_min_severity="OFF", **neo4j_tls(self.settings))
                 self._password = password
             return self._driver
 

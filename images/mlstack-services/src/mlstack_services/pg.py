@@ -22,6 +22,12 @@ def _pg_error(exc: psycopg.Error) -> PgError:
     return PgError(f"{type(exc).__name__}: {str(exc).strip()}")
 
 
+def _tls_params(s: Settings) -> dict[str, str]:
+    """sslmode and sslrootcert, each only when set: unset, libpq's own defaults apply as before."""
+    params = {"sslmode": s.postgres_sslmode, "sslrootcert": s.postgres_sslrootcert}
+    return {key: value for key, value in params.items() if value}
+
+
 class PgDatabase:
     def __init__(self, settings: Settings, schema: str, connect_timeout_s: int = 3,
                  rotation_wait_s: float = 2.5) -> None:
@@ -40,6 +46,8 @@ class PgDatabase:
             raise PgError(f"PostgreSQL password file {s.postgres_password_file} is not readable")
         if not (s.postgres_host and s.postgres_user and s.postgres_db):
             raise PgError("POSTGRES_HOST, POSTGRES_USER and POSTGRES_DB must be set")
+        if s.postgres_sslrootcert and read_secret(s.postgres_sslrootcert) is None:
+            raise PgError(f"POSTGRES_SSLROOTCERT {s.postgres_sslrootcert} is not readable")
         try:
             self._conn = await self._connect(password)
         except psycopg.OperationalError as exc:
@@ -61,6 +69,7 @@ class PgDatabase:
             # the socket fails within 2 s by itself instead of a query waiting to be cancelled,
             # which psycopg does by asking that same vanished server, for up to 10 s.
             tcp_user_timeout=2000, keepalives=1, keepalives_idle=10, keepalives_interval=2, keepalives_count=2,
+            **_tls_params(s),
         )
 
     async def _next_password(self, refused: str) -> str | None:

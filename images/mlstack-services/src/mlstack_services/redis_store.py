@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
+from redis.asyncio.connection import SSLConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.credentials import CredentialProvider
 from redis.exceptions import AuthenticationError, NoPermissionError
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.maint_notifications import MaintNotificationsConfig
 
 from .settings import Settings, read_secret
@@ -47,9 +50,28 @@ class FileCredentials(CredentialProvider):
         return self.get_credentials()
 
 
+class CheckedSSLConnection(SSLConnection):
+    """A TLS connection that names an unreadable CA file; redis-py would say only 'Error 2 connecting'."""
+
+    def _connection_arguments(self) -> Mapping[str, Any]:
+        ca_file = self.ca_certs
+        if ca_file and read_secret(ca_file) is None:
+            raise RedisConnectionError(f"REDIS_TLS_CA_FILE {ca_file} is not readable")
+        return super()._connection_arguments()
+
+
+def _tls(settings: Settings) -> dict[str, Any]:
+    """redis-py's TLS options when REDIS_TLS is on: the server's certificate must chain to the
+    stack's CA and name REDIS_HOST (a DNS name or an IP address SAN). Off: no option at all."""
+    if not settings.redis_tls:
+        return {}
+    return {"ssl": True, "ssl_ca_certs": settings.redis_tls_ca_file, "ssl_cert_reqs": "required",
+            "ssl_check_hostname": True}
+
+
 def connect(settings: Settings) -> aioredis.Redis:
     """A lazy client: nothing is dialled until the first command, so a unit starts without Redis."""
-    return aioredis.Redis(
+    client = aioredis.Redis(
         host=settings.redis_host or "redis", port=settings.redis_port,
         credential_provider=FileCredentials(settings.redis_user, settings.redis_password_file),
         decode_responses=True, socket_connect_timeout=2, socket_timeout=5,
@@ -62,7 +84,13 @@ def connect(settings: Settings) -> aioredis.Redis:
         # CLIENT MAINT_NOTIFICATIONS on every connect, which such a user is refused (each refusal
         # an ACL LOG entry on Redis 7.2) and which Redis 7.0 does not know.
         driver_info=None, maint_notifications_config=MaintNotificationsConfig(enabled=False),
+        **_tls(settings),
     )
+    if settings.redis_tls:
+        # The CA file is checked at each new connection, as the password file is: the unit starts
+        # and /ready names the file, instead of the unit failing to start.
+        client.connection_pool.connection_class = CheckedSSLConnection
+    return client
 
 
 async def check(client: RedisLike, prefix: str) -> tuple[bool, str]:

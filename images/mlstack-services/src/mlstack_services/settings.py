@@ -28,6 +28,51 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     return value
 
 
+# libpq's sslmode values (https://www.postgresql.org/docs/current/libpq-ssl.html).
+PG_SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+_ON, _OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in _ON:
+        return True
+    if raw in _OFF:
+        return False
+    raise ConfigError(f"{name}={raw!r}: use 1/true/yes to turn it on, 0/false/no or unset to leave it off")
+
+
+def _pg_sslmode(env: Mapping[str, str]) -> str:
+    mode = env.get("POSTGRES_SSLMODE", "").strip()
+    if mode and mode not in PG_SSLMODES:
+        raise ConfigError(f"POSTGRES_SSLMODE={mode!r}: use one of {', '.join(PG_SSLMODES)} "
+                          "(libpq's sslmode), or leave it unset for libpq's default")
+    rootcert = env.get("POSTGRES_SSLROOTCERT", "").strip()
+    # Without a root certificate libpq falls back to ~/.postgresql/root.crt, which no container
+    # has: say so now rather than with every connect.
+    if mode in ("verify-ca", "verify-full") and not rootcert:
+        raise ConfigError(f"POSTGRES_SSLMODE={mode} verifies the server against a CA: "
+                          "set POSTGRES_SSLROOTCERT to the CA bundle's path")
+    return mode
+
+
+def _redis_tls(env: Mapping[str, str]) -> bool:
+    on = _flag(env, "REDIS_TLS")
+    if on and not env.get("REDIS_TLS_CA_FILE", "").strip():
+        raise ConfigError("REDIS_TLS is on: set REDIS_TLS_CA_FILE to the CA bundle that signed Redis's certificate")
+    return on
+
+
+def _neo4j_tls_ca_file(env: Mapping[str, str]) -> str:
+    ca_file = env.get("NEO4J_TLS_CA_FILE", "").strip()
+    scheme = env.get("NEO4J_URI", "").strip().partition("://")[0]
+    # The driver refuses its encryption settings beside a +s/+ssc URI, which chooses them itself.
+    if ca_file and "+" in scheme:
+        raise ConfigError(f"NEO4J_TLS_CA_FILE is set with a {scheme}:// NEO4J_URI: "
+                          f"use {scheme.partition('+')[0]}:// (the CA file turns encryption on)")
+    return ca_file
+
+
 def read_secret(path: str) -> str | None:
     """The content of a secret file without its trailing newline, or None when it is unreadable."""
     try:
@@ -46,11 +91,16 @@ class Settings:
     redis_user: str = ""
     redis_password_file: str = "/run/secrets/redis_password"
     redis_prefix: str = ""
+    redis_tls: bool = False
+    redis_tls_ca_file: str = ""
     postgres_host: str = ""
     postgres_port: int = 5432
     postgres_user: str = ""
     postgres_db: str = ""
     postgres_password_file: str = "/run/secrets/postgres_password"
+    # TLS to a database on another host (docs/service-contract.md): empty/False = as before.
+    postgres_sslmode: str = ""
+    postgres_sslrootcert: str = ""
     jwt_public_key_file: str = "/run/secrets/jwt_public.pem"
     jwt_issuer: str = "mlstack"
     jwt_audience: str = ""
@@ -83,6 +133,7 @@ class Settings:
     neo4j_uri: str = ""
     neo4j_user: str = "neo4j"
     neo4j_password_file: str = "/run/secrets/neo4j_password"
+    neo4j_tls_ca_file: str = ""
     # Admission control (admission.py), sized for a 2-core host: one expensive request per
     # core at a time, three times as many waiting to keep both cores fed through a burst
     # (8 admitted in all), and a wait bound well under the 30 s a typical client allows.
@@ -108,11 +159,15 @@ class Settings:
             redis_user=env.get("REDIS_USER", "").strip(),
             redis_password_file=env.get("REDIS_PASSWORD_FILE", "/run/secrets/redis_password"),
             redis_prefix=env.get("REDIS_PREFIX") or f"{unit}:",
+            redis_tls=_redis_tls(env),
+            redis_tls_ca_file=env.get("REDIS_TLS_CA_FILE", "").strip(),
             postgres_host=env.get("POSTGRES_HOST", "").strip(),
             postgres_port=_int(env, "POSTGRES_PORT", 5432, 1, 65535),
             postgres_user=env.get("POSTGRES_USER", "").strip(),
             postgres_db=env.get("POSTGRES_DB", "").strip(),
             postgres_password_file=env.get("POSTGRES_PASSWORD_FILE", "/run/secrets/postgres_password"),
+            postgres_sslmode=_pg_sslmode(env),
+            postgres_sslrootcert=env.get("POSTGRES_SSLROOTCERT", "").strip(),
             jwt_public_key_file=env.get("JWT_PUBLIC_KEY_FILE", "/run/secrets/jwt_public.pem"),
             jwt_issuer=env.get("JWT_ISSUER", "mlstack"),
             jwt_audience=env.get("JWT_AUDIENCE") or unit,
@@ -141,6 +196,7 @@ class Settings:
             neo4j_uri=env.get("NEO4J_URI", "").strip(),
             neo4j_user=env.get("NEO4J_USER", "").strip() or "neo4j",
             neo4j_password_file=env.get("NEO4J_PASSWORD_FILE", "/run/secrets/neo4j_password"),
+            neo4j_tls_ca_file=_neo4j_tls_ca_file(env),
             admission_concurrency=_int(env, "ADMISSION_CONCURRENCY", 2, 1, 256),
             admission_queue=_int(env, "ADMISSION_QUEUE", 6, 0, 10_000),
             admission_wait_s=_int(env, "ADMISSION_WAIT_S", 15, 1, 600),
