@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ansible_collections.aiops.mlstack.plugins.module_utils._evidence import record
@@ -34,6 +35,8 @@ from ansible_collections.aiops.mlstack.plugins.module_utils._health_wait import 
     report,
     wait_until_healthy,
 )
+from ansible_collections.aiops.mlstack.plugins.module_utils._tls_probe import probe as tls_probe
+from ansible_collections.aiops.mlstack.plugins.module_utils._unit import CROSS_HOST_ROLES, TLS_CA_FILE, TLS_CA_UNIT
 from ansible_collections.aiops.mlstack.plugins.plugin_utils._security import hardening_findings
 
 # Kinds whose checks the action runs itself; the others (the databases: their secrets and
@@ -220,11 +223,50 @@ def kind_probes(unit: Mapping[str, Any], container: Mapping[str, Any], role: str
                                        answer_of(lambda: read_json(base + "/ready", float(int(timeout)))))
         if "jwt" not in (unit.get("security_exceptions") or {}):
             probes["jwt"] = lambda: jwt(base)
+        crossing = cross_host_dependencies(unit)
+        if crossing:
+            probes["cross_host"] = lambda: tls_probe(crossing, ca_bundle(unit), timeout)
     elif role == "monitoring":
         probes["health"] = lambda: service_health(name, "health", base + unit["health_path"], 5, timeout)
         if unit.get("metrics_path") is not None:
             probes["metrics"] = lambda: service_health(name, "metrics", base + unit["metrics_path"], 5, timeout)
     return probes
+
+
+def cross_host_dependencies(unit: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The unit's dependencies on other Docker hosts, as M(aiops.mlstack.tls_probe) takes them."""
+    return [{"unit": d["unit"], "role": d["role"], "docker_host": d["docker_host"], "address": d["host"],
+             "port": d["port"]}
+            for d in unit.get("depends_on") or [] if d.get("cross_host") and d.get("role") in CROSS_HOST_ROLES]
+
+
+def ca_bundle(unit: Mapping[str, Any]) -> str:
+    """The stack's CA bundle from the controller's secrets directory (public; empty if none yet)."""
+    path = Path(str(unit["secrets_dir"])).expanduser() / TLS_CA_UNIT / TLS_CA_FILE
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return ""
+
+
+def cross_host_record(unit: Mapping[str, Any], answer: Mapping[str, Any]) -> dict[str, Any]:
+    """``cross_host_tls``: each database on another Docker host verified over TLS, plaintext refused.
+
+    A failure names the other host: a lost host is told apart from a failing unit.
+    """
+    problems = []
+    for dep, seen in answer.items():
+        where = f"{dep} on Docker host {seen['docker_host']} ({seen['address']})"
+        if not seen["tls"]["ok"]:
+            problems.append(f"{where}: {seen['tls']['error']}")
+        elif not seen["plaintext"]["ok"]:
+            problems.append(f"{where}: plaintext not refused: {seen['plaintext']['answer']}")
+    ok = not problems and bool(answer)
+    message = ("; ".join(problems) if problems else
+               "TLS verified against the stack CA and plaintext refused: " + ", ".join(
+                   f"{dep} on {seen['docker_host']} ({seen['address']}, {seen['tls']['version']})"
+                   for dep, seen in answer.items()))
+    return record(unit["name"], "cross_host_tls", ok, {"dependencies": dict(answer)}, message)
 
 
 def _health_answer(answer: Any) -> dict[str, Any]:
@@ -275,6 +317,13 @@ def kind_records(unit: Mapping[str, Any], container: Mapping[str, Any], role: st
             reason = (unit.get("security_exceptions") or {}).get("jwt")
             records.append(record(name, "jwt_exception", True, {"reason": reason, "host_port": False},
                                   f"no JWT by declaration: {reason}"))
+    if "cross_host" in answers:
+        answer = answers["cross_host"]
+        if isinstance(answer, BaseException):
+            raise answer
+        rec = cross_host_record(unit, answer)
+        records.append(rec)
+        checks.append(Check(rec["ok"], record_msg(rec)))
     return records, checks
 
 

@@ -227,3 +227,30 @@ def test_unit_state_fails_the_unit_only_when_critical_with_a_role_or_strict() ->
     assert v.unit_state_record(_unit(critical=False, strict=True), "", None, [])[1] is True
     app = v.unit_state_record(_unit(kind="app"), "app", _inspect(health=None), [])[0]
     assert app["ok"] and app["observed"]["image"] == "mlstack/services:1"
+
+
+def test_cross_host_tls_names_the_other_host_when_it_fails() -> None:
+    from ansible_collections.aiops.mlstack.plugins.plugin_utils._verify import (
+        cross_host_dependencies,
+        cross_host_record,
+    )
+
+    unit = {"name": "learning", "depends_on": [
+        {"unit": "postgresql", "role": "postgresql", "docker_host": "h1", "host": "10.77.0.11", "port": 5432,
+         "cross_host": True},
+        {"unit": "llm", "role": "ml_service", "docker_host": "h1", "host": "10.77.0.11", "port": 8080,
+         "cross_host": True},
+        {"unit": "redis", "role": "redis", "docker_host": "h2", "host": "redis", "port": 6379, "cross_host": False}]}
+    # Only the databases across hosts are probed (the same host stays on the internal network).
+    assert cross_host_dependencies(unit) == [
+        {"unit": "postgresql", "role": "postgresql", "docker_host": "h1", "address": "10.77.0.11", "port": 5432}]
+    good = {"postgresql": {"docker_host": "h1", "address": "10.77.0.11:5432", "role": "postgresql",
+                           "tls": {"ok": True, "version": "TLSv1.3"}, "plaintext": {"ok": True, "answer": "refused"}}}
+    rec = cross_host_record(unit, good)
+    assert rec["ok"] and rec["check"] == "cross_host_tls" and "TLSv1.3" in rec["message"]
+    lost = {"postgresql": {**good["postgresql"], "tls": {"ok": False, "error": "ConnectionRefusedError"},
+                           "plaintext": {"ok": False, "answer": "could not connect"}}}
+    rec = cross_host_record(unit, lost)
+    assert not rec["ok"] and "postgresql on Docker host h1 (10.77.0.11:5432): ConnectionRefusedError" in rec["message"]
+    plain = {"postgresql": {**good["postgresql"], "plaintext": {"ok": False, "answer": "answered b'R'"}}}
+    assert "plaintext not refused" in cross_host_record(unit, plain)["message"]
