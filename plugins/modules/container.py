@@ -69,7 +69,7 @@ options:
     default: []
   remote_depends_on:
     description:
-      - Units on other Docker hosts this one depends on (the resolved unit's C(remote_awaited)): each must
+      - Units on other Docker hosts this one depends on (the resolved unit's C(remote_awaited)). Each must
         accept connections on the address and port its host publishes it on, from this unit's host, before
         this one is touched. Bounded by O(dependency_timeout) (else O(timeout)); the failure names the other
         Docker host, so that a lost host is told apart from a failing unit.
