@@ -309,3 +309,17 @@ def test_docker_hosts_of_reads_only_the_host_fields() -> None:
                 "mlstack_host_address_any": None},
         "gone": {"mlstack_docker_url": None, "mlstack_docker_tls": None, "mlstack_host_address": None,
                  "mlstack_host_address_any": None}}
+
+
+def test_the_pinned_requirements_let_the_docker_sdk_speak_ssh() -> None:
+    # requirements.txt pins paramiko: without it the Docker SDK refuses every ssh:// URL with
+    # "Install paramiko package to enable ssh:// support" before it tries to connect.
+    import docker
+    import paramiko
+
+    from ansible_collections.aiops.mlstack.plugins.plugin_utils._preflight import _importable
+
+    assert _importable("paramiko")
+    # Port 1 of the loopback address: nothing listens, so paramiko's own connect is what fails.
+    with pytest.raises(paramiko.ssh_exception.NoValidConnectionsError):
+        docker.APIClient(base_url="ssh://nobody@127.0.0.1:1", version="1.41", timeout=3)
