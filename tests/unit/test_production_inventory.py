@@ -110,13 +110,12 @@ def test_each_unit_takes_the_connection_of_its_docker_host(tmp_path: Path) -> No
         hosts[GPU1].update(ansible_host="10.0.0.11", ansible_ssh_common_args="-o ProxyJump=bastion")
 
     loaded = Loaded(copy_with(tmp_path, distinct_hosts))
-    assert [loaded.templated("redis", v) for v in ("ansible_host", "ansible_port", "ansible_user",
-                                                    "ansible_python_interpreter", "ansible_ssh_common_args",
-                                                    "ansible_become", "ansible_connection")] == \
+    redis = ("ansible_host", "ansible_port", "ansible_user", "ansible_python_interpreter", "ansible_ssh_common_args",
+             "ansible_become", "ansible_connection")
+    assert [loaded.templated("redis", v) for v in redis] == \
         ["10.0.0.21", 2222, "dbadmin", "/opt/mlstack/venv/bin/python", "", True, "ssh"]
-    assert [loaded.templated("chat", v) for v in ("ansible_host", "ansible_port", "ansible_user",
-                                                   "ansible_ssh_common_args")] == \
-        ["10.0.0.11", 22, "deploy", "-o ProxyJump=bastion"]
+    chat = ("ansible_host", "ansible_port", "ansible_user", "ansible_ssh_common_args")
+    assert [loaded.templated("chat", v) for v in chat] == ["10.0.0.11", 22, "deploy", "-o ProxyJump=bastion"]
     assert loaded.errors() == []
 
 
