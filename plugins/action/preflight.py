@@ -10,7 +10,7 @@ from typing import Any
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.aiops.mlstack.plugins.module_utils._evidence import record
-from ansible_collections.aiops.mlstack.plugins.plugin_utils._preflight import catalog_of, validate
+from ansible_collections.aiops.mlstack.plugins.plugin_utils._preflight import catalog_of, docker_hosts_of, validate
 
 
 class ActionModule(ActionBase):
@@ -26,13 +26,17 @@ class ActionModule(ActionBase):
         units = catalog_of(hostvars, names)
         roles_dir = Path(__file__).resolve().parents[2] / "roles"
         roles = {p.name for p in roles_dir.iterdir() if p.is_dir() and not p.name.startswith("_")}
-        errors = validate(units, set(self._task.args.get("docker_hosts") or []), roles)
+        # The Docker hosts' own vars: their engine URL, its TLS files and the address they
+        # publish cross-host dependencies on.
+        docker_hosts = docker_hosts_of(hostvars, self._task.args.get("docker_hosts") or [])
+        errors = validate(units, docker_hosts, roles)
         # One catalog record per unit: the evidence knows every unit and which are critical,
         # even those that fail before the verify stream reaches them.
         evidence = [record(name, "catalog", not errors, {
             "critical": bool(entry.get("mlstack_critical")), "kind": entry.get("mlstack_unit_kind"),
             "role": entry.get("mlstack_unit_role") or "none", "port": entry.get("mlstack_port"),
-            "depends_on": entry.get("mlstack_depends_on") or []}, "catalog entry validated")
+            "depends_on": entry.get("mlstack_depends_on") or [],
+            "docker_host": entry.get("mlstack_docker_host")}, "catalog entry validated")
             for name, entry in sorted(units.items())]
         result.update(changed=False, units=units, errors=errors, evidence=evidence)
         if errors:

@@ -140,9 +140,10 @@ def place(units: Mapping[str, Mapping[str, Any]], docker_host: str, facts: Mappi
                              "gpus": [chosen["uuid"]], "cuda_visible_devices": chosen["uuid"],
                              "reason": "pinned" if req.pin is not None else "best fit, spread across GPUs"}
         elif req.mode == "required":
-            errors.append(f"unit {req.unit}: mlstack_gpu=required but {why}: free GPU memory, lower "
-                          "mlstack_gpu_memory_mb, move the unit to a GPU host, or set mlstack_gpu: preferred to let "
-                          "it run on the CPU")
+            errors.append(f"unit {req.unit}: mlstack_gpu=required but {why}: free GPU memory on {docker_host}, "
+                          "lower mlstack_gpu_memory_mb, set the unit's mlstack_docker_host to a Docker host whose "
+                          "GPUs can hold it (each host places only its own units, on its own GPUs), or set "
+                          "mlstack_gpu: preferred to let it run on the CPU")
         else:
             out[req.unit] = _cpu(req, docker_host, f"falls back to the CPU: {why}")
 

@@ -18,6 +18,15 @@ description:
     commands it may run) is not a profile or a list of Redis 7.0 commands and categories, grants
     C(@all), C(@admin), C(@dangerous) or C(@scripting) or a command in them, or is set on a unit
     that depends on no Redis unit.
+  - It reads each Docker host's own vars too (C(mlstack_docker_url), C(mlstack_docker_tls),
+    C(mlstack_host_address), C(mlstack_host_address_any)) and fails, naming the unit or the host,
+    the field and the fix, when a unit depends (C(mlstack_depends_on) or C(mlstack_optional)) on a
+    unit of another Docker host whose role does not cross hosts in this release (only
+    C(postgresql) and C(redis) do), or whose host has no C(mlstack_host_address) (or a loopback
+    one); when a host's C(mlstack_host_address) is C(0.0.0.0) or C(::) without
+    C(mlstack_host_address_any=true); when a C(tcp://) engine URL has no C(mlstack_docker_tls)
+    C(ca_path), C(cert_path) and C(key_path); and when an C(ssh://) engine URL is set but the
+    controller cannot import paramiko.
   - This is an action plugin that runs on the controller and changes nothing.
 author: mlstack maintainers (@aiops)
 extends_documentation_fragment:
@@ -29,7 +38,9 @@ options:
     elements: str
     required: true
   docker_hosts:
-    description: Inventory host names of the Docker machines.
+    description:
+      - Inventory host names of the Docker machines.
+      - Their vars (engine URL, TLS files, address) are read from C(hostvars).
     type: list
     elements: str
     required: true

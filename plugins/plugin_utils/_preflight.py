@@ -8,15 +8,22 @@ looking at an inventory file, not at this code.
 
 from __future__ import annotations
 
+import importlib
+import ipaddress
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from ansible_collections.aiops.mlstack.plugins.module_utils._gpu_placement import request_errors
 from ansible_collections.aiops.mlstack.plugins.module_utils._postgres import MEMBERSHIPS
 from ansible_collections.aiops.mlstack.plugins.module_utils._redis_acl import FIELD as REDIS_ACL_FIELD
 from ansible_collections.aiops.mlstack.plugins.module_utils._redis_acl import permission_errors
-from ansible_collections.aiops.mlstack.plugins.module_utils._unit import UPDATE_ORDERS, database_volume
+from ansible_collections.aiops.mlstack.plugins.module_utils._unit import (
+    DEFAULT_DOCKER_URL,
+    UPDATE_ORDERS,
+    database_volume,
+)
 from ansible_collections.aiops.mlstack.plugins.plugin_utils._security import HARDENING_RULES
 
 # The fields of a unit's catalog entry (its host vars) that the collection reads.
@@ -31,6 +38,13 @@ SECURITY_RULES = ("jwt", *HARDENING_RULES)
 UNIT_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
 VOLUME_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 KINDS = ("database", "service", "app")
+# The vars of a Docker host (a docker_hosts host) that preflight reads.
+DOCKER_HOST_FIELDS = ("mlstack_docker_url", "mlstack_docker_tls", "mlstack_host_address", "mlstack_host_address_any")
+# The roles a unit on another Docker host may depend on in this release: their traffic is TLS
+# from the stack's CA, published on the host's mlstack_host_address (docs/scale-out.md).
+CROSS_HOST_ROLES = ("postgresql", "redis")
+DOCKER_URL_SCHEMES = ("unix", "ssh", "tcp")
+TLS_FILES = ("ca_path", "cert_path", "key_path")
 
 
 def _int_port(unit: str, field: str, value: Any, errors: list[str]) -> int | None:
@@ -219,26 +233,153 @@ def _check_redis_acl(units: dict[str, dict[str, Any]], errors: list[str]) -> Non
         errors.extend(permission_errors(name, value))
 
 
-def validate(units: dict[str, dict[str, Any]], docker_hosts: set[str], roles: set[str] | None = None) -> list[str]:
+def _importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except Exception:  # noqa: BLE001 - any failure to import means the transport cannot be used
+        return False
+    return True
+
+
+def _hosts_of(docker_hosts: Mapping[str, Mapping[str, Any] | None] | Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Docker host name -> its vars; a bare list of names means hosts that set nothing."""
+    if isinstance(docker_hosts, Mapping):
+        return {str(name): dict(hostvars or {}) for name, hostvars in docker_hosts.items()}
+    return {str(name): {} for name in docker_hosts}
+
+
+def _flag(value: Any) -> bool:
+    return str(value).lower() in ("true", "yes", "1", "on")
+
+
+def _address(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(str(value).strip().strip("[]"))
+    except ValueError:
+        return None
+
+
+def _check_docker_host(host: str, hostvars: Mapping[str, Any], errors: list[str],
+                       importable: Callable[[str], bool]) -> None:
+    """A Docker host's engine URL, its TLS client files and the address it publishes on."""
+    address = hostvars.get("mlstack_host_address")
+    if address is not None and not isinstance(address, str):
+        errors.append(f"docker host {host}: mlstack_host_address={address!r} is not an address: set the host's "
+                      "private IP address or name (e.g. 10.0.0.21), or remove it")
+    elif address is not None and not address.strip():
+        errors.append(f"docker host {host}: mlstack_host_address is empty: set the host's private IP address or "
+                      "name (e.g. 10.0.0.21), or remove it")
+    elif address is not None:
+        ip = _address(address)
+        if ip is not None and ip.is_unspecified and not _flag(hostvars.get("mlstack_host_address_any")):
+            errors.append(f"docker host {host}: mlstack_host_address={address!r} would publish the ports of its "
+                          "units on every interface of the host, public ones included: set the host's private "
+                          "address (e.g. 10.0.0.21), or set mlstack_host_address_any: true to publish on all "
+                          "interfaces on purpose")
+    url = hostvars.get("mlstack_docker_url")
+    url = DEFAULT_DOCKER_URL if url is None or url == "" else url
+    scheme = urlsplit(url).scheme if isinstance(url, str) else ""
+    if scheme not in DOCKER_URL_SCHEMES:
+        errors.append(f"docker host {host}: mlstack_docker_url={url!r} is not an engine URL this collection "
+                      f"speaks: use unix:///var/run/docker.sock (the default: the host's own socket, reached "
+                      "through Ansible's SSH connection), ssh://user@host or tcp://host:2376 with mlstack_docker_tls")
+    elif scheme == "tcp":
+        tls = hostvars.get("mlstack_docker_tls")
+        if tls is not None and not isinstance(tls, Mapping):
+            errors.append(f"docker host {host}: mlstack_docker_tls must be a mapping with ca_path, cert_path, "
+                          f"key_path and verify (default true), got {tls!r}")
+        else:
+            missing = [key for key in TLS_FILES if not str((tls or {}).get(key) or "").strip()]
+            if missing:
+                errors.append(f"docker host {host}: mlstack_docker_url={url!r} is a TCP engine URL but "
+                              f"mlstack_docker_tls has no {', '.join(missing)}: set mlstack_docker_tls with "
+                              "ca_path, cert_path and key_path (the CA the engine's certificate is signed by, "
+                              "the client certificate and its key, on the controller), or use the default "
+                              "unix:///var/run/docker.sock over Ansible's SSH connection; an engine on TCP "
+                              "without TLS is root for anyone who reaches the port")
+            verify = (tls or {}).get("verify", True)
+            if not isinstance(verify, bool):
+                errors.append(f"docker host {host}: mlstack_docker_tls.verify={verify!r}: set true (the default) "
+                              "or false")
+    elif scheme == "ssh" and not importable("paramiko"):
+        errors.append(f"docker host {host}: mlstack_docker_url={url!r} needs paramiko on the controller (the "
+                      "Docker SDK's ssh:// transport), which cannot be imported: pip install paramiko (it is in "
+                      "requirements.txt), or use the default unix:///var/run/docker.sock, which the units' "
+                      "tasks reach on their Docker host over Ansible's SSH connection")
+
+
+def _check_cross_host(units: dict[str, dict[str, Any]], hosts: dict[str, dict[str, Any]],
+                      errors: list[str]) -> None:
+    """A dependency on a unit of another Docker host: a role that crosses hosts, an address to reach it on."""
+    for name in sorted(units):
+        entry = units[name]
+        here = entry.get("mlstack_docker_host")
+        for field in ("mlstack_depends_on", "mlstack_optional"):
+            deps = entry.get(field) or []
+            if not isinstance(deps, list):
+                continue
+            for dep in dict.fromkeys(deps):
+                there = (units.get(dep) or {}).get("mlstack_docker_host")
+                # Unknown units and hosts are reported by the unit checks.
+                if dep == name or dep not in units or here not in hosts or there not in hosts or here == there:
+                    continue
+                role = units[dep].get("mlstack_unit_role")
+                if role not in CROSS_HOST_ROLES:
+                    what = f"role {role}" if role else "no mlstack_unit_role"
+                    errors.append(f"unit {name}: {field} names {dep} ({what}) on Docker host {there}, but {name} "
+                                  f"runs on {here} and only {' and '.join(CROSS_HOST_ROLES)} units are reached "
+                                  f"across Docker hosts in this release: place {name} and {dep} on one host "
+                                  f"(mlstack_docker_host: {there} on {name}, or {here} on {dep})")
+                    continue
+                address = hosts[there].get("mlstack_host_address")
+                if address is None or not str(address).strip():
+                    errors.append(f"unit {name}: {field} names {dep} on Docker host {there}, which has no "
+                                  f"mlstack_host_address: set mlstack_host_address on {there} to its private "
+                                  f"address, or place {name} on {there}")
+                    continue
+                ip = _address(address)
+                if ip is not None and ip.is_loopback:
+                    errors.append(f"unit {name}: {field} names {dep} on Docker host {there}, whose "
+                                  f"mlstack_host_address={address!r} is a loopback address {here} cannot reach: "
+                                  f"set mlstack_host_address on {there} to its private address, or place {name} "
+                                  f"on {there}")
+
+
+def validate(units: dict[str, dict[str, Any]],
+             docker_hosts: Mapping[str, Mapping[str, Any] | None] | Iterable[str],
+             roles: set[str] | None = None, *,
+             importable: Callable[[str], bool] = _importable) -> list[str]:
     """All problems of the catalog, in a stable order; an empty list means go.
 
-    ``roles``: the unit roles that exist; None skips that check.
+    ``docker_hosts``: each Docker host's vars (:data:`DOCKER_HOST_FIELDS`) by name, or only
+    the names (hosts that set none of them). ``roles``: the unit roles that exist; None skips
+    that check. ``importable``: whether the controller can import a module (paramiko).
     """
+    hosts = _hosts_of(docker_hosts)
     errors: list[str] = []
     if not units:
         errors.append("the inventory has no units: add hosts to groups mlstack_databases / mlstack_services")
     for name in sorted(units):
-        _check_unit(name, units[name], units, docker_hosts, errors, roles)
+        _check_unit(name, units[name], units, set(hosts), errors, roles)
     _check_ports(units, errors)
     _check_volumes(units, errors)
     _check_cycles(units, errors)
     _check_redis_acl(units, errors)
+    for host in sorted(hosts):
+        _check_docker_host(host, hosts[host], errors, importable)
+    _check_cross_host(units, hosts, errors)
     return errors
 
 
 def catalog_of(hostvars: Mapping[str, Any], names: Iterable[str]) -> dict[str, dict[str, Any]]:
     """Each named unit's catalog entry, read from hostvars (templated on access)."""
     return {name: {field: hostvars[name].get(field) for field in CATALOG_FIELDS} for name in names}
+
+
+def docker_hosts_of(hostvars: Mapping[str, Any], names: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Each named Docker host's vars that preflight reads, from hostvars (templated on access)."""
+    return {name: {field: hostvars[name].get(field) if name in hostvars else None for field in DOCKER_HOST_FIELDS}
+            for name in names}
 
 
 def clients_of(units: dict[str, dict[str, Any]], database: str) -> list[str]:

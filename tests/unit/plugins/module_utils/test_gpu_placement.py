@@ -147,3 +147,51 @@ def test_filter_places_only_the_units_of_its_docker_host_and_raises_a_filter_err
     assert list(result["units"]) == ["llm"] and result["units"]["llm"]["device_index"] == 0
     with pytest.raises(AnsibleFilterError, match="unit llm: mlstack_gpu=required but docker host gpu-box has no GPU"):
         gpu_placement(hostvars, ["llm", "chat"], "gpu-box", NO_GPU)
+
+
+def test_each_docker_host_places_only_its_own_units_on_its_own_gpus() -> None:
+    # Two Docker hosts as playbooks/gpu.yml sees them: the filter runs once per host with that
+    # host's own gpu_facts. gpu1 has three FAKE TITAN X; gpu2 one FAKE 4 GiB board.
+    small = {"available": True, "reason": "", "gpu_count": 1, "devices": [
+        {"index": 0, "name": "FAKE 4 GiB board", "uuid": "GPU-fa4e0000-0000-4000-8000-0000000000b0",
+         "compute_capability": "6.1", "memory_total_mb": 4096, "memory_free_mb": 3996}]}
+    hostvars = {name: {"mlstack_docker_host": "gpu1", **entry} for name, entry in REFERENCE_STACK.items()}
+    hostvars["voice-interaction"]["mlstack_docker_host"] = "gpu2"
+    hostvars["asr"] = {"mlstack_docker_host": "gpu2", "mlstack_gpu": "preferred", "mlstack_gpu_memory_mb": 2048}
+    units = sorted(hostvars)
+    gpu1 = gpu_placement(hostvars, units, "gpu1", fake_titan_x_facts(), 256)
+    gpu2 = gpu_placement(hostvars, units, "gpu2", small, 256)
+    assert "voice-interaction" not in gpu1["units"] and "asr" not in gpu1["units"]
+    assert sorted(gpu2["units"]) == ["asr", "voice-interaction"]
+    gpu1_uuids = {d["uuid"] for d in fake_titan_x_facts()["devices"]}
+    assert {a["device_uuid"] for a in gpu1["units"].values() if a["placement"] == "gpu"} <= gpu1_uuids
+    assert {a["docker_host"] for a in gpu1["units"].values()} == {"gpu1"}
+    # gpu2's 3740 MiB (after the reserve): voice-interaction (3072) first, then asr falls back to the CPU
+    # there, although gpu1's boards have room: a unit never gets another host's GPU.
+    assert gpu2["units"]["voice-interaction"]["device_uuid"] == "GPU-fa4e0000-0000-4000-8000-0000000000b0"
+    assert gpu2["units"]["asr"]["placement"] == "cpu"
+    assert gpu2["units"]["asr"]["reason"] == ("falls back to the CPU: no GPU of docker host gpu2 has 2048 MiB free "
+                                              "(GPU 0: 668 MiB)")
+    assert [d["units"] for d in gpu2["devices"]] == [["voice-interaction"]]
+    # Without voice-interaction on gpu2, gpu1's placement is what it is alone: gpu2's units take none of gpu1's room.
+    alone = gpu_placement({n: e for n, e in hostvars.items() if e["mlstack_docker_host"] == "gpu1"},
+                          [n for n in units if hostvars[n]["mlstack_docker_host"] == "gpu1"], "gpu1",
+                          fake_titan_x_facts(), 256)
+    assert gpu1["devices"] == alone["devices"]
+
+
+def test_a_required_unit_that_its_own_host_cannot_hold_fails_naming_the_unit_host_and_fields() -> None:
+    small = {"available": True, "reason": "", "gpu_count": 1, "devices": [
+        {"index": 0, "name": "FAKE 4 GiB board", "uuid": "GPU-fa4e0000-0000-4000-8000-0000000000b0",
+         "compute_capability": "6.1", "memory_total_mb": 4096, "memory_free_mb": 3996}]}
+    hostvars = {"llm": {"mlstack_docker_host": "gpu2", "mlstack_gpu": "required", "mlstack_gpu_memory_mb": 8192},
+                "voice": {"mlstack_docker_host": "gpu1", "mlstack_gpu": "required", "mlstack_gpu_memory_mb": 1024}}
+    # gpu1 could hold llm, but llm is gpu2's: gpu1 places voice alone and gpu2 refuses llm.
+    assert sorted(gpu_placement(hostvars, ["llm", "voice"], "gpu1", fake_titan_x_facts(), 256)["units"]) == ["voice"]
+    with pytest.raises(AnsibleFilterError) as err:
+        gpu_placement(hostvars, ["llm", "voice"], "gpu2", small, 256)
+    assert ("unit llm: mlstack_gpu=required but no GPU of docker host gpu2 has 8192 MiB free (GPU 0: 3740 MiB): "
+            "free GPU memory on gpu2, lower mlstack_gpu_memory_mb, set the unit's mlstack_docker_host to a Docker "
+            "host whose GPUs can hold it (each host places only its own units, on its own GPUs), or set "
+            "mlstack_gpu: preferred to let it run on the CPU") in str(err.value)
+    assert "voice" not in str(err.value)
