@@ -20,6 +20,7 @@ from ansible_collections.aiops.mlstack.plugins.module_utils._postgres import MEM
 from ansible_collections.aiops.mlstack.plugins.module_utils._redis_acl import FIELD as REDIS_ACL_FIELD
 from ansible_collections.aiops.mlstack.plugins.module_utils._redis_acl import permission_errors
 from ansible_collections.aiops.mlstack.plugins.module_utils._unit import (
+    CROSS_HOST_ROLES,
     DEFAULT_DOCKER_URL,
     UPDATE_ORDERS,
     database_volume,
@@ -40,9 +41,6 @@ VOLUME_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 KINDS = ("database", "service", "app")
 # The vars of a Docker host (a docker_hosts host) that preflight reads.
 DOCKER_HOST_FIELDS = ("mlstack_docker_url", "mlstack_docker_tls", "mlstack_host_address", "mlstack_host_address_any")
-# The roles a unit on another Docker host may depend on in this release: their traffic is TLS
-# from the stack's CA, published on the host's mlstack_host_address (docs/scale-out.md).
-CROSS_HOST_ROLES = ("postgresql", "redis")
 DOCKER_URL_SCHEMES = ("unix", "ssh", "tcp")
 TLS_FILES = ("ca_path", "cert_path", "key_path")
 
