@@ -667,8 +667,9 @@ def teardown_host(host: Host) -> None:
         terminate(pid, timeout=10)
     if host.netns in netns_names():
         run(["ip", "netns", "del", host.netns])
-    if link_exists(host.veth):
-        run(["ip", "link", "del", host.veth])
+    # Deleting the namespace deletes eth0 and so its peer, but asynchronously: the veth may go under our feet.
+    if link_exists(host.veth) and not ok(["ip", "link", "del", host.veth]) and link_exists(host.veth):
+        raise HarnessError(f"could not delete link {host.veth}")
 
 
 def unmount_leftovers() -> list[str]:
