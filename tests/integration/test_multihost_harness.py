@@ -73,7 +73,7 @@ def hosts_up() -> Iterator[dict[str, dict[str, object]]]:
     if docker(MAIN, "image", "inspect", IMAGE).returncode != 0:
         if os.environ.get("MLSTACK_TEST_REQUIRE_IMAGES"):
             pytest.fail(f"needs {IMAGE} in the main engine")
-        pytest.skip(f"needs {IMAGE} in the main engine (build it: docs/ or scripts that make the Debian base)")
+        pytest.skip(f"needs {IMAGE} in the main engine (the images role builds it: debootstrap + docker import)")
     try:
         t0 = time.monotonic()
         harness("up", "--hosts", "2")

@@ -603,7 +603,12 @@ def copy_image(ref: str, hosts: Sequence[Host]) -> None:
 
 
 def cmd_images(args: argparse.Namespace) -> int:
-    hosts = [h for h in present_hosts() if engine_answers(h.docker_url)]
+    hosts = []
+    for host in present_hosts():
+        if engine_answers(host.docker_url):
+            hosts.append(host)
+        else:
+            print(f"{host.name}: engine does not answer on {host.docker_url}, skipped (start-engine {host.name})")
     if not hosts:
         raise HarnessError("no host engine answers: run `up` first")
     refs = list(args.images)
