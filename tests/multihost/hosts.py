@@ -453,7 +453,16 @@ def ensure_sshd_installed() -> None:
         POLICY_RC_D.write_text("#!/bin/sh\n# mlstack multihost harness: start no services while installing\nexit 101\n")
         POLICY_RC_D.chmod(0o755)
     try:
-        install = ["apt-get", "-o", "DPkg::Lock::Timeout=300", "install", "-y", "-q", "openssh-server"]
+        install = [
+            "apt-get",
+            "-o",
+            "DPkg::Lock::Timeout=300",
+            "install",
+            "-y",
+            "-q",
+            "--no-install-recommends",
+            "openssh-server",
+        ]
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         for attempt in range(4):
             proc = subprocess.run(install, capture_output=True, text=True, env=env, check=False)
