@@ -703,13 +703,18 @@ def cmd_down(args: argparse.Namespace) -> int:
     for table, chain, *rule in ROOT_RULES:
         while ok(["iptables", "-w", "-t", table, "-C", chain, *rule]):
             run(["iptables", "-w", "-t", table, "-D", chain, *rule])
+    stopped = time.monotonic()
     unmounted = unmount_leftovers()
     for root in (RUN_ROOT, DATA_ROOT):
         shutil.rmtree(root, ignore_errors=True)
         if root.exists():
             raise HarnessError(f"could not remove {root}")
+    end = time.monotonic()
     extra = f", unmounted {len(unmounted)} leftover mount(s)" if unmounted else ""
-    print(f"down: harness removed in {time.monotonic() - start:.1f} s{extra}")
+    print(
+        f"down: harness removed in {end - start:.1f} s (daemons and network {stopped - start:.1f} s, "
+        f"files {end - stopped:.1f} s){extra}"
+    )
     return 0
 
 
