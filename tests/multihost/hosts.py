@@ -561,9 +561,18 @@ def image_id(url: str, ref: str) -> str | None:
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
-def stream_image(ref: str, targets: Sequence[Host]) -> None:
-    """One `docker save` of the main engine fanned out to a `docker load` per target engine."""
-    save = subprocess.Popen(["docker", "-H", MAIN_DOCKER, "save", ref], stdout=subprocess.PIPE)
+def plan_copies(needs: dict[str, list[str]]) -> list[tuple[list[str], list[str]]]:
+    """Hosts that need the same images share one `docker save` (shared layers travel once): [(refs, hosts)]."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for host, refs in needs.items():
+        if refs:
+            groups.setdefault(tuple(refs), []).append(host)
+    return [(list(refs), hosts) for refs, hosts in groups.items()]
+
+
+def stream_images(refs: Sequence[str], targets: Sequence[Host]) -> int:
+    """One `docker save` of the main engine fanned out to a `docker load` per target engine; bytes streamed."""
+    save = subprocess.Popen(["docker", "-H", MAIN_DOCKER, "save", *refs], stdout=subprocess.PIPE)
     loads = [
         subprocess.Popen(
             ["docker", "-H", h.docker_url, "load", "-q"],
@@ -574,27 +583,30 @@ def stream_image(ref: str, targets: Sequence[Host]) -> None:
         for h in targets
     ]
     assert save.stdout is not None
+    streamed = 0
     while chunk := save.stdout.read(CHUNK):
+        streamed += len(chunk)
         for load in loads:
             assert load.stdin is not None
             load.stdin.write(chunk)
     errors = []
     if save.wait() != 0:
-        errors.append(f"docker save {ref} exited {save.returncode}")
+        errors.append(f"docker save {' '.join(refs)} exited {save.returncode}")
     for host, load in zip(targets, loads, strict=True):
         _, err = load.communicate()
         if load.returncode != 0:
             errors.append(f"docker load into {host.name}: {err.decode(errors='replace').strip()}")
     if errors:
         raise HarnessError("; ".join(errors))
+    return streamed
 
 
-def copy_image(ref: str, hosts: Sequence[Host]) -> None:
+def hosts_needing(ref: str, hosts: Sequence[Host]) -> list[Host]:
+    """The hosts that lack the main engine's image ref (by ID); a host with the ID under another name is tagged."""
     main_id = image_id(MAIN_DOCKER, ref)
     if main_id is None:
         raise HarnessError(f"image {ref} is not in the main engine ({MAIN_DOCKER})")
-    size = int(run(["docker", "-H", MAIN_DOCKER, "image", "inspect", "--format", "{{.Size}}", ref]).stdout)
-    targets = []
+    needing = []
     for host in hosts:
         if image_id(host.docker_url, ref) == main_id:
             print(f"{ref}: {host.name} has it ({main_id[:19]}), skipped")
@@ -602,13 +614,12 @@ def copy_image(ref: str, hosts: Sequence[Host]) -> None:
             run(["docker", "-H", host.docker_url, "tag", main_id, ref])
             print(f"{ref}: {host.name} had {main_id[:19]} under another name, tagged")
         else:
-            targets.append(host)
-    if not targets:
-        return
-    t0 = time.monotonic()
-    stream_image(ref, targets)
-    names = ",".join(h.name for h in targets)
-    print(f"{ref}: copied {main_id[:19]} ({size / 1e6:.0f} MB) to {names} in {time.monotonic() - t0:.1f} s")
+            needing.append(host)
+    return needing
+
+
+def image_size(ref: str) -> int:
+    return int(run(["docker", "-H", MAIN_DOCKER, "image", "inspect", "--format", "{{.Size}}", ref]).stdout)
 
 
 def cmd_images(args: argparse.Namespace) -> int:
@@ -627,10 +638,21 @@ def cmd_images(args: argparse.Namespace) -> int:
     if not refs:
         raise HarnessError("no images named (and --all-mlstack found none)")
     start = time.monotonic()
-    for ref in dict.fromkeys(refs):
-        copy_image(ref, hosts)
-    names = ",".join(h.name for h in hosts)
-    print(f"images: {len(set(refs))} image(s) for {names} in {time.monotonic() - start:.1f} s")
+    refs = list(dict.fromkeys(refs))
+    needs: dict[str, list[str]] = {h.name: [] for h in hosts}
+    for ref in refs:
+        for host in hosts_needing(ref, hosts):
+            needs[host.name].append(ref)
+    by_name = {h.name: h for h in hosts}
+    for group_refs, names in plan_copies(needs):
+        t0 = time.monotonic()
+        streamed = stream_images(group_refs, [by_name[n] for n in names])
+        sizes = ", ".join(f"{r} {image_size(r) / 1e6:.0f} MB" for r in group_refs)
+        print(
+            f"copied to {','.join(names)} in {time.monotonic() - t0:.1f} s, {streamed / 1e6:.0f} MB streamed "
+            f"once for all of them: {sizes}"
+        )
+    print(f"images: {len(refs)} image(s) for {','.join(by_name)} in {time.monotonic() - start:.1f} s")
     return 0
 
 

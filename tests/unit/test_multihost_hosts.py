@@ -184,3 +184,9 @@ def test_root_rules_touch_only_the_harness_bridge_and_network() -> None:
         assert (table, chain) in {("filter", "FORWARD"), ("nat", "POSTROUTING")}
         assert hosts.BRIDGE in rule
         assert "docker0" not in rule
+
+
+def test_plan_copies_groups_hosts_that_need_the_same_images() -> None:
+    needs = {"h1": ["a:1", "b:1"], "h2": ["a:1", "b:1"], "h3": ["b:1"], "h4": []}
+    assert hosts.plan_copies(needs) == [(["a:1", "b:1"], ["h1", "h2"]), (["b:1"], ["h3"])]
+    assert hosts.plan_copies({"h1": [], "h2": []}) == []
