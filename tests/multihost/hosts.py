@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Two or three Docker "hosts" on one machine: network namespaces on a bridge, each with its own dockerd and sshd.
 
 Stdlib only, run as root. See tests/multihost/README.md for the layout and the commands.
