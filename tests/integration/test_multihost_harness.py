@@ -140,7 +140,7 @@ def test_two_hosts_engines_ssh_cross_host_traffic_engine_loss_and_clean_down(hos
     web = docker(url1, "run", "-d", "--name", "mh-web", "--stop-timeout", "1", "-p", "10.77.0.11:8080:8080",
                  IMAGE, "perl", "-MIO::Socket::INET", "-e", SERVER)  # fmt: skip
     assert web.returncode == 0, web.stderr
-    for _ in range(10):
+    for _attempt in range(10):
         reached, output = web_reachable_from_h2(url2)
         if reached:
             break

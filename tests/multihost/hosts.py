@@ -275,7 +275,7 @@ def wanted_images(listing: str) -> list[str]:
     """From `docker images --format '{{.Repository}}:{{.Tag}}'` output, the refs --all-mlstack means."""
     refs = []
     for ref in listing.split():
-        repo, _, tag = ref.rpartition(":")
+        repo, tag = ref.rpartition(":")[::2]
         if "<none>" in (repo, tag):
             continue
         if repo.startswith("mlstack") or repo == "local/debian":
@@ -592,7 +592,7 @@ def stream_images(refs: Sequence[str], targets: Sequence[Host]) -> int:
     if save.wait() != 0:
         errors.append(f"docker save {' '.join(refs)} exited {save.returncode}")
     for host, load in zip(targets, loads, strict=True):
-        _, err = load.communicate()
+        err = load.communicate()[1]
         if load.returncode != 0:
             errors.append(f"docker load into {host.name}: {err.decode(errors='replace').strip()}")
     if errors:
@@ -764,7 +764,7 @@ def build_parser() -> argparse.ArgumentParser:
     images.add_argument("--all-mlstack", action="store_true", help="every mlstack* image and local/debian")
     images.set_defaults(func=cmd_images)
     for name, func in (("stop-engine", cmd_stop_engine), ("start-engine", cmd_start_engine)):
-        engine = sub.add_parser(name, help=f"{name.split('-')[0]} one host's dockerd")
+        engine = sub.add_parser(name, help=f"{name.split('-', maxsplit=1)[0]} one host's dockerd")
         engine.add_argument("host", type=parse_host, metavar="hK")
         engine.set_defaults(func=func)
     down = sub.add_parser("down", help="remove every trace of the harness")
