@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -96,6 +97,7 @@ def first_answer(url: str, stop: threading.Event, out: dict[str, float], start: 
 
 def measure(label: str, run: Callable[[], tuple[float, int, str]], probe: str | None = None) -> dict[str, Any]:
     stop, found = threading.Event(), {}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
     thread = threading.Thread(target=first_answer, args=(probe, stop, found, start), daemon=True) if probe else None
     if thread:
@@ -106,7 +108,11 @@ def measure(label: str, run: Callable[[], tuple[float, int, str]], probe: str | 
         thread.join(timeout=2)
     if rc != 0:
         raise SystemExit(f"{label} failed (rc {rc}):\n{tail}")
-    return {"s": round(seconds, 3), **found}
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # CPU of the command and of what it waited for (ansible's workers and ssh clients, not detached
+    # ControlPersist masters nor anything on the far side of ssh): the controller's own cost.
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return {"s": round(seconds, 3), "cpu_s": round(cpu, 3), **found}
 
 
 # --- the real stack ----------------------------------------------------------------------
@@ -354,9 +360,10 @@ def bench_hosts(count: int, host_counts: list[int], rounds: int) -> dict[str, An
 
     The caller holds /tmp/mlstack-multihost.lock. Brings the hosts up, copies the image (under
     /tmp/mlstack-docker.lock), and brings them down at the end whatever happens."""
-    env = light_env(max(count, 5), ANSIBLE_PIPELINING="True")
+    # Retries: 24 simultaneous first connections to one sshd can meet its MaxStartups (10:30:100) drops.
+    env = light_env(max(count, 5), ANSIBLE_PIPELINING="True", ANSIBLE_SSH_RETRIES="3")
     out: dict[str, Any] = {"units": count, "forks": int(env["ANSIBLE_FORKS"]),
-                           "env": {k: env[k] for k in ("ANSIBLE_FORKS", "ANSIBLE_PIPELINING",
+                           "env": {k: env[k] for k in ("ANSIBLE_FORKS", "ANSIBLE_PIPELINING", "ANSIBLE_SSH_RETRIES",
                                                        "ANSIBLE_CALLBACKS_ENABLED")},
                            "ssh": ssh_settings(env), "hosts": {}}
     started = time.monotonic()
@@ -402,12 +409,14 @@ def hosts_table(result: dict[str, Any]) -> list[str]:
     lines = [f"\nlight units over Docker hosts ({result['units']} units, forks {result['forks']}, "
              f"pipelining {result['env']['ANSIBLE_PIPELINING']}, ssh_args {result['ssh']['ssh_args']['value']!r})",
              f"{'hosts':8} {'conn':5} {'units/host':12} {'warm min':>9} {'median':>7} {'max':>7}"
-             f" {'no-op min':>10} {'median':>7} {'max':>7}"]
+             f" {'no-op min':>10} {'median':>7} {'max':>7} {'cpu warm/no-op':>15}"]
     for run in result["hosts"].values():
         warm, noop = stats(run["rounds"]["ansible warm"]), stats(run["rounds"]["ansible no-op"])
+        cpu = [stats(run["rounds"][f"ansible {k}"], "cpu_s")["median"] for k in ("warm", "no-op")]
         per_host = "/".join(str(n) for n in run["units_per_host"].values())
         lines.append(f"{run['hosts']:<8} {run['connection']:5} {per_host:12} {warm['min']:9.2f} {warm['median']:7.2f}"
-                     f" {warm['max']:7.2f} {noop['min']:10.2f} {noop['median']:7.2f} {noop['max']:7.2f}")
+                     f" {warm['max']:7.2f} {noop['min']:10.2f} {noop['median']:7.2f} {noop['max']:7.2f}"
+                     f" {cpu[0]:7.1f}/{cpu[1]:.1f}")
     return lines
 
 
