@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -327,6 +328,20 @@ SSH_SETTINGS = ("ssh_args", "ssh_common_args", "control_path", "control_path_dir
                 "reconnection_retries", "timeout", "ssh_executable", "use_tty")
 
 
+def sshd_counts(hosts: list[str], run_root: Path = Path("/run/mlstack-multihost")) -> dict[str, dict[str, int]]:
+    """From each host's sshd log: connections accepted, MaxStartups drops (a throttling period still
+    open has no summary line yet, so its first drop is counted from its own line)."""
+    counts = {}
+    for host in hosts:
+        path = run_root / host / "sshd.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        summaries = [int(n) for n in re.findall(r"(\d+) connections dropped", text)]
+        periods = text.count("beginning MaxStartups throttling")
+        counts[host] = {"connections": text.count("Accepted publickey"), "throttle_periods": periods,
+                        "dropped": sum(summaries) + (periods - len(summaries))}
+    return counts
+
+
 def harness(*args: str) -> None:
     subprocess.run(["python3", str(HARNESS), *args], cwd=ROOT, check=True)
 
@@ -394,11 +409,15 @@ def bench_hosts(count: int, host_counts: list[int], rounds: int) -> dict[str, An
                         docker_rm([f"lightbench-{u}" for u in group], hostvars[host]["docker_engine_socket"])
 
                 rows: dict[str, list[dict[str, Any]]] = {"ansible warm": [], "ansible no-op": []}
+                before = sshd_counts(list(groups))
                 for _round in range(rounds):
                     light_round(rows, "ansible", ansible, env, remove)
+                after = sshd_counts(list(groups))
                 remove()
                 out["hosts"][key] = {"connection": "ssh" if over_ssh else "local", "hosts": len(groups),
-                                     "units_per_host": {h: len(g) for h, g in groups.items()}, "rounds": rows}
+                                     "units_per_host": {h: len(g) for h, g in groups.items()}, "rounds": rows,
+                                     # SSH connections the hosts' sshd accepted (and dropped) over all rounds
+                                     "sshd": {h: {k: after[h][k] - before[h][k] for k in after[h]} for h in groups}}
     finally:
         harness("down")
     out["total_s"] = round(time.monotonic() - started, 3)
