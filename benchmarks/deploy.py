@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/deploy.py                     # the real stack, 3 rounds
     .venv/bin/python benchmarks/deploy.py --mode light --units 12,24,48
+    flock -w 3000 /tmp/mlstack-multihost.lock .venv/bin/python benchmarks/deploy.py --mode hosts --units 24
 
 stack: the units the local inventory deploys. The compose file is generated from the same
 catalog (units, depends_on with condition service_healthy, published ports) and from each
@@ -15,6 +16,13 @@ light: N light units (a quarter database-like, the rest service-like waiting for
 databases, each with a 1 s healthcheck) deployed by one aiops.mlstack.container task per
 unit (strategy free) and by compose: what orchestration alone costs, and how it grows.
 
+hosts: the same light units spread over 1, 2 and 3 Docker hosts of tests/multihost (network
+namespaces, a dockerd and an sshd each; the mode brings them up and down itself, so run it under
+the harness lock). Each host gets its own group of units with its databases inside it; every
+unit's task runs on its host over SSH (pipelining on, ControlPersist default) against that
+host's engine. For reference, the same units run locally against h1's engine (no SSH). No
+compose here: it has no multi-host equivalent.
+
 Measured: warm deploy (images present, containers absent), no-op re-run on a running
 stack, the no-op without the evidence callback, and the time from start to the first
 critical unit answering. Prints a table, writes JSON to benchmarks/results/.
@@ -25,6 +33,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -88,6 +98,7 @@ def first_answer(url: str, stop: threading.Event, out: dict[str, float], start: 
 
 def measure(label: str, run: Callable[[], tuple[float, int, str]], probe: str | None = None) -> dict[str, Any]:
     stop, found = threading.Event(), {}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
     thread = threading.Thread(target=first_answer, args=(probe, stop, found, start), daemon=True) if probe else None
     if thread:
@@ -98,7 +109,11 @@ def measure(label: str, run: Callable[[], tuple[float, int, str]], probe: str | 
         thread.join(timeout=2)
     if rc != 0:
         raise SystemExit(f"{label} failed (rc {rc}):\n{tail}")
-    return {"s": round(seconds, 3), **found}
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # CPU of the command and of what it waited for (ansible's workers and ssh clients, not detached
+    # ControlPersist masters nor anything on the far side of ssh): the controller's own cost.
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return {"s": round(seconds, 3), "cpu_s": round(cpu, 3), **found}
 
 
 # --- the real stack ----------------------------------------------------------------------
@@ -211,9 +226,9 @@ def bench_stack(rounds: int) -> dict[str, Any]:
 # --- light units -------------------------------------------------------------------------
 
 
-def light_units(count: int) -> dict[str, dict[str, Any]]:
-    databases = [f"db{i:02d}" for i in range(max(2, count // 4))]
-    services = [f"svc{i:02d}" for i in range(count - len(databases))]
+def light_units(count: int, prefix: str = "") -> dict[str, dict[str, Any]]:
+    databases = [f"{prefix}db{i:02d}" for i in range(max(2, count // 4))]
+    services = [f"{prefix}svc{i:02d}" for i in range(count - len(databases))]
     units = {name: {"depends_on": []} for name in databases}
     units.update({name: {"depends_on": [databases[i % len(databases)], databases[(i + 1) % len(databases)]]}
                   for i, name in enumerate(services)})
@@ -223,21 +238,31 @@ def light_units(count: int) -> dict[str, dict[str, Any]]:
 LIGHT_SPEC = {"image": "local/debian:bookworm", "command": ["sleep", "infinity"], "user": "65534:65534",
               "read_only": True, "cap_drop": ["ALL"], "healthcheck": {"test": ["CMD", "true"], "interval": 1,
                                                                       "timeout": 3, "retries": 3}}
+LOCAL = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
 
 
-def light_files(units: dict[str, dict[str, Any]], workdir: Path) -> tuple[Path, Path, Path]:
+def light_files(units: dict[str, dict[str, Any]], workdir: Path,
+                unit_vars: dict[str, dict[str, Any]] | None = None) -> tuple[Path, Path]:
+    """Inventory (one host per unit) and playbook. ``unit_vars`` adds per-unit connection variables and
+    ``light_docker_host`` (the engine the unit's task talks to); without it every unit runs locally."""
     inventory = workdir / "inventory.yml"
     inventory.write_text(yaml.safe_dump({"all": {"children": {"light": {"hosts": {
-        name: {"light_depends_on": [f"lightbench-{d}" for d in e["depends_on"]]} for name, e in units.items()}}},
-        "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}))
+        name: {"light_depends_on": [f"lightbench-{d}" for d in e["depends_on"]], **(unit_vars or {}).get(name, {})}
+        for name, e in units.items()}}},
+        "vars": {} if unit_vars else LOCAL}}))
     playbook = workdir / "light.yml"
     playbook.write_text(yaml.safe_dump([{
         "name": "Light units, one reconcile-and-wait task each", "hosts": "light", "gather_facts": False,
         "strategy": "ansible.builtin.free",
         "tasks": [{"name": "Run the unit", "aiops.mlstack.container": {
             "name": "lightbench-{{ inventory_hostname }}", "unit": "{{ inventory_hostname }}",
+            "docker_host": "{{ light_docker_host | default(omit) }}",
             "depends_on": "{{ light_depends_on }}", "spec": {**LIGHT_SPEC, "networks": ["lightbench"]},
             "timeout": 120}}]}], sort_keys=False))
+    return inventory, playbook
+
+
+def light_compose(units: dict[str, dict[str, Any]], workdir: Path) -> Path:
     compose = workdir / "compose.yml"
     hc = LIGHT_SPEC["healthcheck"]
     compose.write_text(yaml.safe_dump({"name": "lightcompose", "services": {name: {
@@ -246,7 +271,25 @@ def light_files(units: dict[str, dict[str, Any]], workdir: Path) -> tuple[Path, 
         "healthcheck": {"test": hc["test"], "interval": "1s", "timeout": "3s", "retries": 3},
         **({"depends_on": {d: {"condition": "service_healthy"} for d in e["depends_on"]}} if e["depends_on"] else {}),
     } for name, e in units.items()}}, sort_keys=False))
-    return inventory, playbook, compose
+    return compose
+
+
+def light_env(forks: int, **extra: str) -> dict[str, str]:
+    return {**os.environ, "ANSIBLE_FORKS": str(forks), "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+            "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.timer", **extra}
+
+
+def light_round(rows: dict[str, list[dict[str, Any]]], label: str, ansible: list[str], env: dict[str, str],
+                remove: Callable[[], object]) -> None:
+    """One round of the light units: remove their containers, then a warm deploy and a no-op re-run."""
+    remove()
+    rows[f"{label} warm"].append(measure(f"{label} warm", partial(timed, ansible, env)))
+    rows[f"{label} no-op"].append(measure(f"{label} no-op", partial(timed, ansible, env)))
+
+
+def docker_rm(names: list[str], docker_host: str | None = None) -> None:
+    engine = ["-H", docker_host] if docker_host else []
+    subprocess.run(["docker", *engine, "rm", "-f", *names], capture_output=True, check=False)
 
 
 def bench_light(counts: list[int], rounds: int) -> dict[str, Any]:
@@ -256,26 +299,155 @@ def bench_light(counts: list[int], rounds: int) -> dict[str, Any]:
     for count in counts:
         units = light_units(count)
         with tempfile.TemporaryDirectory() as tmp:
-            inventory, playbook, compose_file = light_files(units, Path(tmp))
-            env = {**os.environ, "ANSIBLE_FORKS": str(max(count, 5)), "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-                   "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.timer"}
+            inventory, playbook = light_files(units, Path(tmp))
+            compose_file = light_compose(units, Path(tmp))
+            env = light_env(max(count, 5))
             ansible = ["ansible-playbook", "-i", str(inventory), str(playbook)]
             compose = [compose_bin, "-f", str(compose_file), "-p", "lightcompose"]
             names = [f"lightbench-{u}" for u in units]
             rows: dict[str, list[dict[str, Any]]] = {k: [] for k in (
                 "ansible warm", "compose warm", "ansible no-op", "compose no-op")}
             for _round in range(rounds):
-                subprocess.run(["docker", "rm", "-f", *names], capture_output=True, check=False)
-                rows["ansible warm"].append(measure("ansible warm", partial(timed, ansible, env)))
-                rows["ansible no-op"].append(measure("ansible no-op", partial(timed, ansible, env)))
+                light_round(rows, "ansible", ansible, env, partial(docker_rm, names))
                 timed([*compose, "down", "-t", "1"])
                 rows["compose warm"].append(measure("compose warm", partial(timed, [*compose, "up", "-d", "--wait"])))
                 rows["compose no-op"].append(measure("compose no-op", partial(timed, [*compose, "up", "-d", "--wait"])))
-            subprocess.run(["docker", "rm", "-f", *names], capture_output=True, check=False)
+            docker_rm(names)
             timed([*compose, "down", "-t", "1"])
         out[str(count)] = rows
     subprocess.run(["docker", "network", "rm", "lightbench"], capture_output=True, check=False)
     return out
+
+
+# --- light units over several Docker hosts (tests/multihost) ----------------------------------
+
+HARNESS = ROOT / "tests" / "multihost" / "hosts.py"
+SSH_VARS = ("ansible_host", "ansible_connection", "ansible_user", "ansible_ssh_private_key_file",
+            "ansible_ssh_common_args", "ansible_python_interpreter")
+SSH_SETTINGS = ("ssh_args", "ssh_common_args", "control_path", "control_path_dir", "pipelining",
+                "reconnection_retries", "timeout", "ssh_executable", "use_tty")
+
+
+def sshd_counts(hosts: list[str], run_root: Path = Path("/run/mlstack-multihost")) -> dict[str, dict[str, int]]:
+    """From each host's sshd log: connections accepted, MaxStartups drops (a throttling period still
+    open has no summary line yet, so its first drop is counted from its own line)."""
+    counts = {}
+    for host in hosts:
+        path = run_root / host / "sshd.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        summaries = [int(n) for n in re.findall(r"(\d+) connections dropped", text)]
+        periods = text.count("beginning MaxStartups throttling")
+        counts[host] = {"connections": text.count("Accepted publickey"), "throttle_periods": periods,
+                        "dropped": sum(summaries) + (periods - len(summaries))}
+    return counts
+
+
+def harness(*args: str) -> None:
+    subprocess.run(["python3", str(HARNESS), *args], cwd=ROOT, check=True)
+
+
+def harness_hosts(count: int, workdir: Path) -> dict[str, dict[str, Any]]:
+    """The harness's inventory variables per host hK (its inventory command, our interpreter)."""
+    path = workdir / "hosts.yml"
+    harness("inventory", "--out", str(path), "--hosts", str(count), "--python", sys.executable)
+    return yaml.safe_load(path.read_text())["all"]["children"]["docker_hosts"]["hosts"]
+
+
+def spread(count: int, hosts: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Split ``count`` light units into one group per host, each group's dependencies inside it."""
+    sizes = [count // len(hosts) + (i < count % len(hosts)) for i in range(len(hosts))]
+    return {host: light_units(size, prefix=f"{host}-") for host, size in zip(hosts, sizes, strict=True)}
+
+
+def ssh_settings(env: dict[str, str]) -> dict[str, Any]:
+    """The ssh connection plugin's effective settings under ``env`` (value and where it came from)."""
+    proc = subprocess.run(["ansible-config", "dump", "-t", "connection", "-f", "json"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, check=True)
+    for plugin in json.loads(proc.stdout):
+        if "ssh" in plugin:
+            return {o["name"]: {"value": o["value"], "origin": o["origin"]} for o in plugin["ssh"]
+                    if o["name"] in SSH_SETTINGS}
+    return {}
+
+
+def bench_hosts(count: int, host_counts: list[int], rounds: int) -> dict[str, Any]:
+    """The same ``count`` light units on 1..3 harness hosts, each unit's task over SSH on its host.
+
+    The caller holds /tmp/mlstack-multihost.lock. Brings the hosts up, copies the image (under
+    /tmp/mlstack-docker.lock), and brings them down at the end whatever happens."""
+    # Retries: 24 simultaneous first connections to one sshd can meet its MaxStartups (10:30:100) drops.
+    env = light_env(max(count, 5), ANSIBLE_PIPELINING="True", ANSIBLE_SSH_RETRIES="3")
+    out: dict[str, Any] = {"units": count, "forks": int(env["ANSIBLE_FORKS"]),
+                           "env": {k: env[k] for k in ("ANSIBLE_FORKS", "ANSIBLE_PIPELINING", "ANSIBLE_SSH_RETRIES",
+                                                       "ANSIBLE_CALLBACKS_ENABLED")},
+                           "ssh": ssh_settings(env), "hosts": {}}
+    started = time.monotonic()
+    try:
+        harness("up", "--hosts", str(max(host_counts)))
+        subprocess.run(["flock", "-w", "1200", "/tmp/mlstack-docker.lock", "python3", str(HARNESS), "images",
+                        LIGHT_SPEC["image"]], cwd=ROOT, check=True)
+        out["harness_up_s"] = round(time.monotonic() - started, 3)
+        with tempfile.TemporaryDirectory() as tmp:
+            hostvars = harness_hosts(max(host_counts), Path(tmp))
+            for engine in (v["docker_engine_socket"] for v in hostvars.values()):
+                subprocess.run(["docker", "-H", engine, "network", "create", "lightbench"], capture_output=True,
+                               check=False)
+            # Reference: every unit on h1's engine, the task run locally (no SSH), as in --mode light.
+            runs: list[tuple[str, dict[str, dict[str, dict[str, Any]]], bool]] = [
+                ("1 local", spread(count, ["h1"]), False)]
+            runs += [(str(h), spread(count, sorted(hostvars)[:h]), True) for h in host_counts]
+            for key, groups, over_ssh in runs:
+                units = {name: e for group in groups.values() for name, e in group.items()}
+                unit_vars = {name: {**({k: hostvars[host][k] for k in SSH_VARS} if over_ssh else LOCAL),
+                                    "light_docker_host": hostvars[host]["docker_engine_socket"]}
+                             for host, group in groups.items() for name in group}
+                inventory, playbook = light_files(units, Path(tmp), unit_vars)
+                ansible = ["ansible-playbook", "-i", str(inventory), str(playbook)]
+
+                def remove(groups: dict[str, dict[str, Any]] = groups) -> None:
+                    for host, group in groups.items():
+                        docker_rm([f"lightbench-{u}" for u in group], hostvars[host]["docker_engine_socket"])
+
+                rows: dict[str, list[dict[str, Any]]] = {"ansible warm": [], "ansible no-op": []}
+                before = sshd_counts(list(groups))
+                for _round in range(rounds):
+                    light_round(rows, "ansible", ansible, env, remove)
+                after = sshd_counts(list(groups))
+                remove()
+                out["hosts"][key] = {"connection": "ssh" if over_ssh else "local", "hosts": len(groups),
+                                     "units_per_host": {h: len(g) for h, g in groups.items()}, "rounds": rows,
+                                     # SSH connections the hosts' sshd accepted (and dropped) over all rounds
+                                     "sshd": {h: {k: after[h][k] - before[h][k] for k in after[h]} for h in groups}}
+    finally:
+        harness("down")
+    out["total_s"] = round(time.monotonic() - started, 3)
+    return out
+
+
+def hosts_table(result: dict[str, Any]) -> list[str]:
+    lines = [f"\nlight units over Docker hosts ({result['units']} units, forks {result['forks']}, "
+             f"pipelining {result['env']['ANSIBLE_PIPELINING']}, ssh_args {result['ssh']['ssh_args']['value']!r})",
+             f"{'hosts':8} {'conn':5} {'units/host':12} {'warm min':>9} {'median':>7} {'max':>7}"
+             f" {'no-op min':>10} {'median':>7} {'max':>7} {'cpu warm/no-op':>15}"]
+    for run in result["hosts"].values():
+        warm, noop = stats(run["rounds"]["ansible warm"]), stats(run["rounds"]["ansible no-op"])
+        cpu = [stats(run["rounds"][f"ansible {k}"], "cpu_s")["median"] for k in ("warm", "no-op")]
+        per_host = "/".join(str(n) for n in run["units_per_host"].values())
+        lines.append(f"{run['hosts']:<8} {run['connection']:5} {per_host:12} {warm['min']:9.2f} {warm['median']:7.2f}"
+                     f" {warm['max']:7.2f} {noop['min']:10.2f} {noop['median']:7.2f} {noop['max']:7.2f}"
+                     f" {cpu[0]:7.1f}/{cpu[1]:.1f}")
+    return lines
+
+
+def last_light(count: int) -> dict[str, Any] | None:
+    """The newest --mode light result for ``count`` units (main engine, local connection), for reference."""
+    for path in sorted((ROOT / "benchmarks" / "results").glob("deploy-light-*.json"), reverse=True):
+        data = json.loads(path.read_text())
+        rows = data.get("light", {}).get(str(count))
+        if rows:
+            return {"file": path.name, "when": data.get("when"), "load_before": data.get("load_before"),
+                    "ansible warm": stats(rows["ansible warm"]), "ansible no-op": stats(rows["ansible no-op"])}
+    return None
 
 
 # --- report ------------------------------------------------------------------------------
@@ -306,9 +478,10 @@ def table(title: str, rows: dict[str, list[dict[str, Any]]]) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
-    parser.add_argument("--mode", choices=["stack", "light"], default="stack")
+    parser.add_argument("--mode", choices=["stack", "light", "hosts"], default="stack")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--units", default="12,24,48", help="light mode: unit counts")
+    parser.add_argument("--units", default="12,24,48", help="light mode: unit counts; hosts mode: one count")
+    parser.add_argument("--hosts", default="1,2,3", help="hosts mode: host counts (1..3)")
     args = parser.parse_args()
     load = os.getloadavg()
     when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -318,6 +491,14 @@ def main() -> None:
     if args.mode == "stack":
         result["stack"] = bench_stack(args.rounds)
         lines += table(f"stack ({len(result['stack']['units'])} units)", result["stack"]["rounds"])
+    elif args.mode == "hosts":
+        result["light_hosts"] = bench_hosts(int(args.units), [int(n) for n in args.hosts.split(",")], args.rounds)
+        lines += hosts_table(result["light_hosts"])
+        reference = result["light_hosts"]["reference_main_engine"] = last_light(int(args.units))
+        if reference:
+            lines.append(f"reference, main engine, local connection ({reference['file']}, load before "
+                         f"{reference['load_before']}): warm median {reference['ansible warm']['median']:.2f}, "
+                         f"no-op median {reference['ansible no-op']['median']:.2f}")
     else:
         result["light"] = bench_light([int(n) for n in args.units.split(",")], args.rounds)
         for count, rows in result["light"].items():
