@@ -35,4 +35,7 @@ def run_action(action: Any, name: str, args: dict[str, Any], task_vars: dict[str
     other = action._shared_loader_obj.action_loader.get(
         name, task=task, connection=action._connection, play_context=action._play_context,
         loader=action._loader, templar=action._templar, shared_loader_obj=action._shared_loader_obj)
+    if other is None:
+        # A module without an action plugin of its own (``file``): run it on the target directly.
+        return dict(action._execute_module(module_name=name, module_args=args, task_vars=task_vars))
     return dict(other.run(task_vars=task_vars))
