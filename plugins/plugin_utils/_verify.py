@@ -69,7 +69,15 @@ def declared_host_ports(unit: Mapping[str, Any]) -> list[int]:
     """The host ports the unit's catalog entry publishes (an app's list, else its host port)."""
     if unit.get("app"):
         return list(unit["app"].get("host_ports") or [])
-    return [int(p) for p in [unit.get("host_port")] if p]
+    ports = [int(p) for p in [unit.get("host_port")] if p]
+    tls = unit.get("tls")
+    if tls and unit.get("host_address"):
+        # A database other hosts reach publishes its TLS port on its host's address; PostgreSQL's
+        # one port is published there instead of on the loopback (roles/postgresql, __postgresql_ports).
+        if unit.get("role") == "postgresql":
+            ports = []
+        ports.append(int(tls["remote_port"]))
+    return ports
 
 
 def holder_record(unit: Mapping[str, Any], holder: Mapping[str, Any]) -> dict[str, Any]:

@@ -254,3 +254,17 @@ def test_cross_host_tls_names_the_other_host_when_it_fails() -> None:
     assert not rec["ok"] and "postgresql on Docker host h1 (10.77.0.11:5432): ConnectionRefusedError" in rec["message"]
     plain = {"postgresql": {**good["postgresql"], "plaintext": {"ok": False, "answer": "answered b'R'"}}}
     assert "plaintext not refused" in cross_host_record(unit, plain)["message"]
+
+
+@pytest.mark.parametrize(("role", "host_port", "expected"), [
+    ("postgresql", None, [5432]), ("postgresql", 15432, [5432]),
+    ("redis", 16379, [16379, 6380]), ("redis", None, [6380])])
+def test_a_database_other_hosts_reach_declares_its_tls_port(role: str, host_port: int | None,
+                                                            expected: list[int]) -> None:
+    from ansible_collections.aiops.mlstack.plugins.plugin_utils._verify import declared_host_ports
+
+    tls = {"port": 5432 if role == "postgresql" else 6380, "remote_port": 5432 if role == "postgresql" else 6380}
+    unit = {"role": role, "host_port": host_port, "tls": tls, "host_address": "10.77.0.11"}
+    assert declared_host_ports(unit) == expected
+    # Without a host address nothing is published for other hosts.
+    assert declared_host_ports({**unit, "host_address": None}) == ([host_port] if host_port else [])
