@@ -129,12 +129,24 @@ REDIS_CONNECT = """
 
 @pytest.fixture(scope="module")
 def stranger_ca(tmp_path_factory: pytest.TempPathFactory) -> str:
-    sys.path.insert(0, str(ROOT.parent))
-    from ansible_collections.aiops.mlstack.plugins.plugin_utils._tls import Lifetimes, ensure_ca
+    """A CA of someone else's, self-signed like the stack's: it must not be trusted for h1."""
+    import datetime
 
-    base = tmp_path_factory.mktemp("stranger")
-    ensure_ca(base, Lifetimes())
-    return str(base / "tls" / "ca.pem")
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "not the stack CA")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True).sign(key, hashes.SHA256()))
+    path = tmp_path_factory.mktemp("stranger") / "ca.pem"
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return str(path)
 
 
 @pytest.mark.parametrize(("kw", "outcome"), [
