@@ -227,14 +227,24 @@ def _hold_ports(engine: Engine, request: Request, spec: dict[str, Any]) -> dict[
 
 
 def _degrade(engine: Engine, name: str, exc: HealthError) -> dict[str, Any]:
-    """A non-critical unit with no last good state to return to: stop it, keep it for its logs."""
+    """A non-critical unit with no last good state to return to: stop it, keep it for its logs.
+
+    When it is a dependency that failed, nothing of the unit was touched: a container that
+    serves keeps serving (it reconnects by itself when the dependency - another Docker host,
+    say - is back), and one that does not exist is not started.
+    """
     inspect = engine.inspect(name)
-    if inspect is not None and (inspect.get("State") or {}).get("Running"):
-        engine.stop(name)
     dependency = exc.detail.get("dependency")
-    return {"changed": inspect is not None, "action": "stop" if inspect is not None else "none",
+    running = inspect is not None and bool((inspect.get("State") or {}).get("Running"))
+    stop = inspect is not None and not dependency
+    if stop and running:
+        engine.stop(name)
+    if dependency:
+        kept = "serving as it was: a dependency failed" if running else "not started: a dependency failed"
+    else:
+        kept = "stopped: no last good state"
+    return {"changed": stop, "action": "stop" if stop else "none",
             "reason": f"degraded: {exc}", "changed_fields": [], "rolled_back": False, "degraded": True,
             "health": {"state": exc.detail.get("state"), "waited_s": exc.detail.get("waited_s")},
-            "failure": {"message": str(exc), **exc.detail,
-                        "kept": "not started: a dependency failed" if dependency else "stopped: no last good state"},
+            "failure": {"message": str(exc), **exc.detail, "kept": kept},
             "diff": {"before": {}, "after": {}}}

@@ -279,3 +279,17 @@ def test_absent_removes_the_holders_previous_container_too() -> None:
     assert "mlstack-redis_port_previous" in engine.containers  # a new holder image keeps the old holder
     result = deploy(engine, state="absent")
     assert "mlstack-redis_port_previous" in result["removed_containers"] and engine.containers == {}
+
+
+def test_a_serving_unit_whose_dependency_failed_keeps_serving() -> None:
+    engine = FakeEngine({"img:1": "sha256:aaa", "bad:1": "sha256:bad"})
+    ctr.run(engine, ctr.Request(name="mlstack-memory", unit="memory", spec=SPEC, timeout=5, critical=False))
+    assert engine.containers["mlstack-memory"]["State"]["Running"] is True
+    # Its dependency is on a host that is lost: the wait fails, the unit degrades, nothing is stopped.
+    lost = [{"unit": "postgresql", "docker_host": "h1", "address": "127.0.0.1", "port": 9}]
+    result = ctr.run(engine, ctr.Request(name="mlstack-memory", unit="memory", spec=SPEC, timeout=0.3,
+                                         remote_depends_on=lost, critical=False))
+    assert result["degraded"] is True and result["action"] == "none" and result["changed"] is False
+    assert result["failure"]["kept"] == "serving as it was: a dependency failed"
+    assert "on Docker host h1" in result["failure"]["message"]
+    assert engine.containers["mlstack-memory"]["State"]["Running"] is True
