@@ -191,8 +191,10 @@ def test_losing_h1_fails_the_critical_unit_and_degrades_the_other_naming_h1_then
         for unit in ("learning", "sequential-thinking"):
             assert not deploys[unit]["ok"], deploys[unit]
             assert "on Docker host h1" in deploys[unit]["message"], deploys[unit]["message"]
-        # Non-critical: degraded, its container kept; critical: the run fails.
+        # Non-critical: degraded, its container untouched and serving (it reconnects when h1 is
+        # back); critical: the run fails.
         assert "degraded" in deploys["learning"]["message"]
+        assert "mlstack-learning" in names("h2")
         assert "on Docker host h1" in lost.stdout
     finally:
         subprocess.run([sys.executable, str(HARNESS), "start-engine", "h1"], check=True, capture_output=True,
