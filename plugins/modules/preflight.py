@@ -24,9 +24,9 @@ description:
     unit of another Docker host whose role does not cross hosts in this release (only
     C(postgresql) and C(redis) do), or whose host has no C(mlstack_host_address) (or a loopback
     one); when a host's C(mlstack_host_address) is C(0.0.0.0) or C(::) without
-    C(mlstack_host_address_any=true); when a C(tcp://) engine URL has no C(mlstack_docker_tls)
-    C(ca_path), C(cert_path) and C(key_path); and when an C(ssh://) engine URL is set but the
-    controller cannot import paramiko.
+    C(mlstack_host_address_any=true); when an engine URL is C(tcp://) (its TLS client certificates
+    are not wired into the engine client in this release); and when an C(ssh://) engine URL is set
+    but the controller cannot import paramiko.
   - This is an action plugin that runs on the controller and changes nothing.
 author: mlstack maintainers (@aiops)
 extends_documentation_fragment:
