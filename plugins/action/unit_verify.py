@@ -144,8 +144,9 @@ class ActionModule(ActionBase):
                           unit["secrets_dir"], unit.get("vault_password_file") or None, timeout=timeout,
                           send=self._send_remote)
         if name == "cross_host":
-            answer = self._module("aiops.mlstack.tls_probe", {"dependencies": _verify.cross_host_dependencies(unit),
-                                                             "ca_pem": _verify.ca_bundle(unit), "timeout": timeout})
+            args = {"dependencies": _verify.cross_host_dependencies(unit), "ca_pem": _verify.ca_bundle(unit),
+                    "timeout": timeout}
+            answer = self._module("aiops.mlstack.tls_probe", args)
             if answer.get("failed"):
                 raise OSError(answer.get("msg", "tls_probe failed"))
             return answer["dependencies"]

@@ -14,7 +14,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ansible_collections.aiops.mlstack.plugins.module_utils._jwt_probe import METHODS, v1_endpoints  # noqa: F401
 from ansible_collections.aiops.mlstack.plugins.module_utils._unit import HARDENING
 
 # Tokens every /v1 endpoint must refuse with 401, and the one it must let through auth.

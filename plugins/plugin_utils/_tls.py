@@ -21,11 +21,16 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+try:
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    HAS_CRYPTOGRAPHY = True
+except ImportError:  # pragma: no cover - ansible-core requires it; a bare interpreter may lack it
+    HAS_CRYPTOGRAPHY = False
 
 from ansible_collections.aiops.mlstack.plugins.module_utils._unit import (
     TLS_CA_FILE,
@@ -137,6 +142,9 @@ def ensure_ca(base: Path, life: Lifetimes, rotate: bool = False, check_mode: boo
 
     A replaced CA is kept as a former one in the bundle until it expires, then dropped.
     """
+    if not HAS_CRYPTOGRAPHY:
+        raise SecretError("the stack CA needs the Python library cryptography on the controller "
+                          "(it comes with ansible-core): pip install cryptography")
     now = now or _now()
     changes: list[str] = []
     current = _load_ca(base)

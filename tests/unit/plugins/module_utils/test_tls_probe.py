@@ -33,7 +33,7 @@ def _port() -> int:
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("secrets")
-    ca, _ = ensure_ca(base, Lifetimes())
+    ca, _changes = ensure_ca(base, Lifetimes())
     ensure_server(base, "db", ["db", "127.0.0.1"], ca, Lifetimes())
     other = tmp_path_factory.mktemp("other")
     ensure_ca(other, Lifetimes())

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from ansible_collections.aiops.mlstack.plugins.module_utils._jwt_probe import v1_endpoints
 from ansible_collections.aiops.mlstack.plugins.plugin_utils import _security as sec
 
 OPENAPI = {"paths": {
@@ -18,7 +19,7 @@ OPENAPI = {"paths": {
 
 
 def test_only_v1_operations_are_attacked_with_path_parameters_filled() -> None:
-    assert sec.v1_endpoints(OPENAPI) == [("GET", "/v1/sessions/probe0"), ("DELETE", "/v1/sessions/probe0"),
+    assert v1_endpoints(OPENAPI) == [("GET", "/v1/sessions/probe0"), ("DELETE", "/v1/sessions/probe0"),
                                          ("POST", "/v1/tts")]
 
 

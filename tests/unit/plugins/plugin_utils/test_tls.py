@@ -47,14 +47,14 @@ def test_ca_and_server_are_made_once_private_and_verify(tmp_path: Path) -> None:
 
 
 def test_new_names_issue_again(tmp_path: Path) -> None:
-    ca, _ = ensure_ca(tmp_path, LIFE)
+    ca, _changes = ensure_ca(tmp_path, LIFE)
     ensure_server(tmp_path, "redis", ["redis"], ca, LIFE)
     moved = ensure_server(tmp_path, "redis", ["redis", "10.0.0.21"], ca, LIFE)
     assert moved["changed"] and "10.0.0.21" in moved["reason"]
 
 
 def test_renewal_near_the_end(tmp_path: Path) -> None:
-    ca, _ = ensure_ca(tmp_path, LIFE, now=NOW)
+    ca, _changes = ensure_ca(tmp_path, LIFE, now=NOW)
     ensure_server(tmp_path, "redis", ["redis"], ca, LIFE, now=NOW)
     end = not_after(_cert(tmp_path / "redis" / "tls_cert.pem"))
     later = end - datetime.timedelta(days=LIFE.cert_renew_days - 1)
@@ -63,7 +63,7 @@ def test_renewal_near_the_end(tmp_path: Path) -> None:
 
 
 def test_ca_rotation_keeps_the_former_ca_in_the_bundle_until_it_ends(tmp_path: Path) -> None:
-    old, _ = ensure_ca(tmp_path, LIFE, now=NOW)
+    old, _changes = ensure_ca(tmp_path, LIFE, now=NOW)
     ensure_server(tmp_path, "postgresql", ["postgresql"], old, LIFE, now=NOW)
     new, changes = ensure_ca(tmp_path, LIFE, rotate=True, now=NOW)
     assert new.cert.serial_number != old.cert.serial_number and any("retired" in c for c in changes)
@@ -73,7 +73,7 @@ def test_ca_rotation_keeps_the_former_ca_in_the_bundle_until_it_ends(tmp_path: P
     assert reissued["changed"] and reissued["reason"] == "signed by a former CA"
     # Once the former CA has ended it leaves the bundle.
     after = not_after(old.cert) + datetime.timedelta(days=1)
-    _, changes = ensure_ca(tmp_path, Lifetimes(ca_renew_days=0), now=after)
+    _ca, changes = ensure_ca(tmp_path, Lifetimes(ca_renew_days=0), now=after)
     assert any("dropped" in c for c in changes)
     assert (tmp_path / "tls" / "ca.pem").read_bytes().count(b"BEGIN CERTIFICATE") == 1
 
@@ -100,7 +100,7 @@ def _serve_once(cert: Path, key: Path) -> tuple[int, threading.Thread]:
 
     def serve() -> None:
         with listener:
-            conn, _ = listener.accept()
+            conn, _peer = listener.accept()
             try:
                 with context.wrap_socket(conn, server_side=True) as tls:
                     tls.sendall(b"ok")
@@ -119,9 +119,9 @@ def _serve_once(cert: Path, key: Path) -> tuple[int, threading.Thread]:
 ])
 def test_a_real_handshake_verifies_only_the_right_ca_and_name(tmp_path: Path, name: str, trusted: bool,
                                                               verifies: bool) -> None:
-    ca, _ = ensure_ca(tmp_path / "stack", LIFE)
+    ca, _changes = ensure_ca(tmp_path / "stack", LIFE)
     ensure_server(tmp_path / "stack", "redis", ["redis", "127.0.0.1"], ca, LIFE)
-    other, _ = ensure_ca(tmp_path / "other", LIFE)
+    other, _changes = ensure_ca(tmp_path / "other", LIFE)
     bundle = (tmp_path / ("stack" if trusted else "other") / "tls" / "ca.pem")
     server = tmp_path / "stack" / "redis"
     port, thread = _serve_once(server / "tls_cert.pem", server / "tls_key.pem")
