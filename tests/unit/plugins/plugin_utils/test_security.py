@@ -20,7 +20,7 @@ OPENAPI = {"paths": {
 
 def test_only_v1_operations_are_attacked_with_path_parameters_filled() -> None:
     assert v1_endpoints(OPENAPI) == [("GET", "/v1/sessions/probe0"), ("DELETE", "/v1/sessions/probe0"),
-                                         ("POST", "/v1/tts")]
+                                     ("POST", "/v1/tts")]
 
 
 @pytest.mark.parametrize(("attack", "answers", "ok", "text"), [
