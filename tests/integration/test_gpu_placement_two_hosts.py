@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,17 +26,6 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 pytest.importorskip("pynvml", reason="nvidia-ml-py is not installed (requirements.txt pins it)")
-
-
-@pytest.fixture(scope="module")
-def fake_nvml_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    gcc = shutil.which("gcc") or shutil.which("cc")
-    if not gcc:
-        pytest.skip("no C compiler to build the fake libnvidia-ml.so.1")
-    out = tmp_path_factory.mktemp("fake-nvml")
-    subprocess.run([gcc, "-shared", "-fPIC", "-Wall", "-Werror", "-o", str(out / "libnvidia-ml.so.1"),
-                    str(ROOT / "tests" / "fake_nvml" / "fake_nvml.c")], check=True)
-    return out
 
 
 def run_gpu_play(tmp_path: Path, lib_dir: Path, units: dict[str, dict[str, Any]]) -> subprocess.CompletedProcess[str]:
