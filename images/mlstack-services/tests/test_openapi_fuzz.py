@@ -65,6 +65,7 @@ from test_thinking import MemoryThoughts  # noqa: E402
 
 Mint = Callable[..., str]
 EXAMPLES = int(os.environ.get("MLSTACK_FUZZ_EXAMPLES", "30"))
+REQUEST_TIMEOUT_S = 120
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
           response_schema_conformance]
 UNITS = ["voice-interaction", "chat", "coordination", "memory", "learning", "perception", "sequential-thinking",
@@ -124,7 +125,9 @@ def fuzz(operation: Any, mode: GenerationMode, headers: dict[str, str], statuses
               phases=[Phase.explicit, Phase.generate], report_multiple_bugs=False,
               suppress_health_check=list(HealthCheck))
     def run(case: Any) -> None:
-        response = case.call(headers=headers)
+        # Conformance, not speed: piper reading 4096 fuzzed characters on a busy CI machine took over
+        # schemathesis's default 10 s; speed is benchmarks/' business.
+        response = case.call(headers=headers, timeout=REQUEST_TIMEOUT_S)
         statuses[response.status_code] += 1
         case.validate_response(response, checks=CHECKS, headers=headers)
 
@@ -163,7 +166,7 @@ def auth_failures(operation: Any, unit: str, mint: Mint) -> list[str]:
     case = seen[0]
     for name, (headers, expected) in refusals.items():
         try:
-            response = case.call(headers=headers)
+            response = case.call(headers=headers, timeout=REQUEST_TIMEOUT_S)
             case.validate_response(response, checks=CHECKS, headers=headers)
         except (Exception, FailureGroup) as exc:  # FailureGroup is a BaseExceptionGroup
             problems.append(f"{operation.label} ({name}): {type(exc).__name__}: {exc}")

@@ -72,6 +72,8 @@ def test_tts_text_is_not_parsed_as_options(voice_client: TestClient, auth: dict[
     ({"text": ""}, 422, "text"),
     ({"text": "   "}, 422, "blank"),
     ({"text": "x" * 4097}, 422, "text"),
+    ({"text": "hi\x00there"}, 422, "NUL"),
+    ({"text": "hi\x00there", "engine": "espeak-ng"}, 422, "NUL"),
     ({"text": "hi", "rate": 79}, 422, "rate"),
     ({"text": "hi", "rate": 451}, 422, "rate"),
     ({}, 422, "text"),

@@ -316,6 +316,7 @@ def test_openai_transcription_without_a_file_is_422(voice_client: TestClient, au
     ({"input": ""}, "input"),
     ({"input": "   "}, "input"),
     ({"input": "x" * 4097}, "input"),
+    ({"input": "hi\x00there"}, "input"),
     ({"input": "hi", "voice": "nobody-here"}, "voice"),
     ({"input": "hi", "model": "festival"}, "model"),
     ({"input": "hi", "response_format": "mp3"}, "response_format"),

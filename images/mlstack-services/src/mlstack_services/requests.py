@@ -18,7 +18,8 @@ def _not_blank(value: str) -> str:
 
 def no_nul(value: str) -> str:
     """Refuses U+0000: PostgreSQL text cannot hold it and FalkorDB's query header ends at it, so a stored
-    NUL failed in the store, which answered 503 (store unavailable) for what is bad input (422)."""
+    NUL failed in the store, which answered 503 (store unavailable) for what is bad input (422); espeak-ng's
+    C API (Piper's phonemizer too) cannot take it either, so speech text that held one was a 500."""
     if "\x00" in value:
         raise ValueError("holds a NUL character (U+0000)")
     return value
@@ -28,6 +29,8 @@ def no_nul(value: str) -> str:
 NonBlank = Annotated[str, AfterValidator(_not_blank)]
 # Text a unit stores (PostgreSQL, FalkorDB, Neo4j): no NUL character.
 StoredText = Annotated[str, AfterValidator(no_nul)]
+# Text a unit speaks (espeak-ng, Piper): more than white space, no NUL character.
+SpokenText = Annotated[NonBlank, AfterValidator(no_nul)]
 
 
 def media_type(request: Request) -> str:

@@ -21,7 +21,7 @@ from ..errors import ServiceError
 from ..metrics import Registry
 from ..openapi import answers, binary
 from ..redis_store import RedisLike, SessionStore
-from ..requests import NonBlank, media_type, require_json
+from ..requests import SpokenText, media_type, require_json
 from ..settings import Settings
 from ..stt import SttError, parse_phrases
 from ..stt_worker import SttWorker
@@ -64,7 +64,7 @@ TTS_OK["headers"] = {name: {"description": text, "schema": {"type": "string"}} f
 
 
 class TtsRequest(BaseModel):
-    text: NonBlank = Field(min_length=1, max_length=MAX_TEXT)
+    text: SpokenText = Field(min_length=1, max_length=MAX_TEXT)
     engine: TtsEngine = Field(default="piper",
                               description="piper (neural, natural) or espeak-ng (fast, many languages)")
     voice: str | None = Field(default=None, min_length=1, max_length=80,

@@ -17,7 +17,7 @@ from ..audio import MAX_BYTES
 from ..auth import require_scope
 from ..errors import ServiceError
 from ..openapi import answers, binary
-from ..requests import NonBlank, media_type, require_json
+from ..requests import SpokenText, media_type, require_json
 from ..tts import DEFAULT_PIPER_VOICE
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ class VerboseTranscription(BaseModel):
 
 class SpeechRequest(BaseModel):
     model: str = Field(default="tts-1", max_length=60, description="tts-1, tts-1-hd, piper: Piper; espeak-ng")
-    input: NonBlank = Field(min_length=1, max_length=4096)
+    input: SpokenText = Field(min_length=1, max_length=4096)
     voice: str = Field(default="alloy", min_length=1, max_length=80,
                        description=f"Piper: {DEFAULT_PIPER_VOICE} or an OpenAI voice name (all speak with it); "
                                    "espeak-ng: an espeak-ng voice (en-us, de, ...)")
