@@ -9,7 +9,12 @@ class ModuleDocFragment:
     DOCUMENTATION = r"""
 options:
   docker_host:
-    description: Docker engine address (C(unix://), C(tcp://) or C(ssh://)).
+    description:
+      - Docker engine address (C(unix://), C(ssh://) or C(tcp://)).
+      - A C(tcp://) engine run with C(--tlsverify) takes its TLS client files in the URL's query, as
+        the resolved unit's C(docker_url) carries a Docker host's C(mlstack_docker_tls) -
+        C(tlscacert), C(tlscert), C(tlskey) (absolute paths on the machine the module runs on) and
+        C(tlsverify=0) to skip checking the engine's certificate.
     type: str
     default: unix:///var/run/docker.sock
 requirements:

@@ -4,10 +4,15 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from typing import Any
+
+from ansible_collections.aiops.mlstack.plugins.module_utils._engine_url import EngineUrlError, client_args
 
 try:
     import docker
+    import docker.tls
     from docker.errors import DockerException, ImageNotFound, NotFound  # noqa: F401  # pylint: disable=unused-import
     from docker.models.containers import _create_container_args
 
@@ -32,11 +37,27 @@ def engine_for(module: Any) -> DockerEngine:
     return DockerEngine(module.params["docker_host"])
 
 
+def tls_config(url: str, tls: dict[str, Any]) -> Any:
+    """The SDK's TLSConfig for a ``tcp://`` engine, after checking that each file is there to read."""
+    cert, key = tls["client_cert"]
+    for field, path in (("ca_path", tls["ca_cert"]), ("cert_path", cert), ("key_path", key)):
+        if not os.path.isfile(path):
+            raise DockerException(f"engine {url}: mlstack_docker_tls.{field} {path} is not a file on "
+                                  f"{socket.gethostname()}, where this task runs (the Docker host's Ansible "
+                                  "connection): copy it there or fix the path")
+    return docker.tls.TLSConfig(client_cert=(cert, key), ca_cert=tls["ca_cert"], verify=tls["verify"])
+
+
 class DockerEngine:
-    """Reaches one Docker engine (``unix://``, ``tcp://`` or ``ssh://``)."""
+    """Reaches one Docker engine (``unix://``, ``ssh://``, or ``tcp://`` with TLS files in the URL's query)."""
 
     def __init__(self, base_url: str, timeout: int = 60) -> None:
-        self.client = docker.DockerClient(base_url=base_url, timeout=timeout)
+        try:
+            url, tls = client_args(base_url)
+        except EngineUrlError as exc:
+            raise DockerException(str(exc)) from None
+        self.client = docker.DockerClient(base_url=url, timeout=timeout,
+                                          tls=tls_config(url, tls) if tls else False)
         self.api = self.client.api
 
     def inspect(self, name: str) -> dict[str, Any] | None:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ansible_collections.aiops.mlstack.plugins.module_utils._engine_url import with_tls
 from ansible_collections.aiops.mlstack.plugins.module_utils._unit_app import app_networks, app_settings
 
 UPDATE_ORDERS = ("start-first", "stop-first")
@@ -229,13 +230,18 @@ def _text(value: Any, default: str) -> str:
     return default if value in (None, "") else str(value)
 
 
+def engine_url(host_vars: Mapping[str, Any]) -> str:
+    """A Docker host's engine: ``mlstack_docker_url``, with ``mlstack_docker_tls`` in its query (``_engine_url``)."""
+    return with_tls(_text(host_vars.get("mlstack_docker_url"), DEFAULT_DOCKER_URL), host_vars.get("mlstack_docker_tls"))
+
+
 def resolve_settings(settings: Mapping[str, Any], home: str) -> Settings:
     """The collection-wide settings (``mlstack_docker_url`` ...) with their defaults.
 
     ``home``: the controller's $HOME, under which the secrets directory is by default.
     """
     return Settings(
-        docker_url=_text(settings.get("mlstack_docker_url"), DEFAULT_DOCKER_URL),
+        docker_url=engine_url(settings),
         secrets_dir=_text(settings.get("mlstack_secrets_dir"), f"{home.rstrip('/')}/{SECRETS_SUBDIR}"),
         runtime_dir=_text(settings.get("mlstack_runtime_dir"), DEFAULT_RUNTIME_DIR).rstrip("/"),
         backend_network=_text(settings.get("mlstack_backend_network"), "mlstack_backend"),
@@ -389,7 +395,8 @@ def resolve(name: str, entry: Mapping[str, Any], settings: Mapping[str, Any] | S
     return ResolvedUnit(
         name=name, kind=kind, role=role, port=unit_port(entry), host_port=host_port,
         # The engine is the Docker host's: its own mlstack_docker_url, else the collection-wide one.
-        docker_host=docker_host, docker_url=_text(own_host.get("mlstack_docker_url"), common.docker_url),
+        docker_host=docker_host, docker_url=engine_url(own_host) if own_host.get("mlstack_docker_url") else
+        common.docker_url,
         host_address=address,
         container=container, candidate=next_name(container), previous=previous_name(container),
         replaced=side_name(container), holder=holder_name(container),

@@ -24,8 +24,10 @@ description:
     unit of another Docker host whose role does not cross hosts in this release (only
     C(postgresql) and C(redis) do), or whose host has no C(mlstack_host_address) (or a loopback
     one); when a host's C(mlstack_host_address) is C(0.0.0.0) or C(::) without
-    C(mlstack_host_address_any=true); when an engine URL is C(tcp://) (its TLS client certificates
-    are not wired into the engine client in this release); and when an C(ssh://) engine URL is set
+    C(mlstack_host_address_any=true); when an engine URL is C(tcp://) without C(mlstack_docker_tls)
+    (a plain TCP engine is root for anyone who reaches its port), when C(mlstack_docker_tls) is not a
+    mapping of absolute C(ca_path), C(cert_path), C(key_path) (and C(verify)) or is set on a
+    C(unix://) or C(ssh://) engine; and when an C(ssh://) engine URL is set
     but the controller cannot import paramiko.
   - This is an action plugin that runs on the controller and changes nothing.
 author: mlstack maintainers (@aiops)

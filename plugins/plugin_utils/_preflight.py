@@ -15,6 +15,12 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from ansible_collections.aiops.mlstack.plugins.module_utils._engine_url import (
+    EngineUrlError,
+    client_args,
+    tls_errors,
+    with_tls,
+)
 from ansible_collections.aiops.mlstack.plugins.module_utils._gpu_placement import request_errors
 from ansible_collections.aiops.mlstack.plugins.module_utils._postgres import MEMBERSHIPS
 from ansible_collections.aiops.mlstack.plugins.module_utils._redis_acl import FIELD as REDIS_ACL_FIELD
@@ -273,25 +279,37 @@ def _check_docker_host(host: str, hostvars: Mapping[str, Any], errors: list[str]
                           "units on every interface of the host, public ones included: set the host's private "
                           "address (e.g. 10.0.0.21), or set mlstack_host_address_any: true to publish on all "
                           "interfaces on purpose")
+    errors.extend(f"docker host {host}: {error}" for error in _engine_errors(hostvars, importable))
+
+
+def _engine_errors(hostvars: Mapping[str, Any], importable: Callable[[str], bool]) -> list[str]:
+    """A Docker host's ``mlstack_docker_url`` and ``mlstack_docker_tls``: an engine this collection reaches."""
     url = hostvars.get("mlstack_docker_url")
     url = DEFAULT_DOCKER_URL if url is None or url == "" else url
     scheme = urlsplit(url).scheme if isinstance(url, str) else ""
+    tls = hostvars.get("mlstack_docker_tls")
     if scheme not in DOCKER_URL_SCHEMES:
-        errors.append(f"docker host {host}: mlstack_docker_url={url!r} is not an engine URL this collection "
-                      f"speaks: use unix:///var/run/docker.sock (the default: the host's own socket, reached "
-                      "through Ansible's SSH connection) or ssh://user@host")
-    elif scheme == "tcp":
-        # The engine client does not pass TLS client certificates yet: a tcp:// engine would be
-        # reached without them (refused by a TLS engine, root for anyone on a plain one).
-        errors.append(f"docker host {host}: mlstack_docker_url={url!r}: tcp:// engines are not supported in this "
-                      "release (their TLS client certificates, mlstack_docker_tls, are not wired into the engine "
-                      "client yet): use the default unix:///var/run/docker.sock, which the units' tasks reach on "
-                      "their Docker host over Ansible's SSH connection, or ssh://user@host")
-    elif scheme == "ssh" and not importable("paramiko"):
-        errors.append(f"docker host {host}: mlstack_docker_url={url!r} needs paramiko on the controller (the "
-                      "Docker SDK's ssh:// transport), which cannot be imported: pip install paramiko (it is in "
-                      "requirements.txt), or use the default unix:///var/run/docker.sock, which the units' "
-                      "tasks reach on their Docker host over Ansible's SSH connection")
+        return [f"mlstack_docker_url={url!r} is not an engine URL this collection speaks: use "
+                "unix:///var/run/docker.sock (the default: the host's own socket, reached through Ansible's SSH "
+                "connection), ssh://user@host, or tcp://host:2376 with mlstack_docker_tls"]
+    errors = tls_errors(tls, url)
+    if scheme == "tcp" and not tls and not urlsplit(url).query:
+        # A plain tcp:// engine is root for anyone who reaches its port.
+        errors.append(f"mlstack_docker_url={url!r} is a tcp:// engine without TLS: set mlstack_docker_tls "
+                      "{ca_path, cert_path, key_path} (the engine's CA, a client certificate and its key, as "
+                      "files on the host's Ansible connection) for an engine run with --tlsverify, or use the "
+                      "default unix:///var/run/docker.sock, reached over Ansible's SSH connection")
+    elif scheme == "tcp" and not errors:
+        try:
+            client_args(with_tls(url, tls))
+        except EngineUrlError as exc:
+            errors.append(f"mlstack_docker_url={url!r}: {exc}")
+    if scheme == "ssh" and not importable("paramiko"):
+        errors.append(f"mlstack_docker_url={url!r} needs paramiko on the controller (the Docker SDK's ssh:// "
+                      "transport), which cannot be imported: pip install paramiko (it is in requirements.txt), or "
+                      "use the default unix:///var/run/docker.sock, which the units' tasks reach on their Docker "
+                      "host over Ansible's SSH connection")
+    return errors
 
 
 def _check_cross_host(units: dict[str, dict[str, Any]], hosts: dict[str, dict[str, Any]],

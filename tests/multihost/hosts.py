@@ -26,6 +26,10 @@ MAX_HOSTS = 3
 RUN_ROOT = Path("/run/mlstack-multihost")
 DATA_ROOT = Path("/var/lib/mlstack-multihost")
 KEY = RUN_ROOT / "id_ed25519"
+# Each engine also listens on its address, TCP with --tlsverify (mlstack_docker_tls): one CA, a server
+# certificate per host, one client certificate.
+ENGINE_TLS = RUN_ROOT / "engine-tls"
+ENGINE_TLS_PORT = 2376
 HOSTS_JSON = RUN_ROOT / "hosts.json"
 MAIN_DOCKER = "unix:///var/run/docker.sock"
 SSHD = Path("/usr/sbin/sshd")
@@ -104,6 +108,10 @@ class Host:
         return f"unix://{self.socket}"
 
     @property
+    def tcp_url(self) -> str:
+        return f"tcp://{self.address}:{ENGINE_TLS_PORT}"
+
+    @property
     def docker_pidfile(self) -> Path:
         return self.run_dir / "docker.pid"
 
@@ -155,11 +163,16 @@ def dockerd_argv(host: Host) -> list[str]:
         "--data-root", str(host.data_root),
         "--exec-root", str(host.exec_root),
         "-H", host.docker_url,
+        "-H", host.tcp_url,
+        "--tlscacert", str(ENGINE_TLS / "ca.pem"),
+        "--tlscert", str(ENGINE_TLS / f"{host.name}-cert.pem"),
+        "--tlskey", str(ENGINE_TLS / f"{host.name}-key.pem"),
         "--pidfile", str(host.docker_pidfile),
         "--config-file", str(host.daemon_json),
         "--storage-driver", "overlay2",
         "--bip", host.bip,
         "--cgroup-parent", host.cgroup_parent,
+        "--tlsverify",
     ]  # fmt: skip
 
 
@@ -217,6 +230,8 @@ def host_record(host: Host, dockerd_pid: int | None, sshd_pid: int | None, key: 
         "address": host.address,
         "netns": host.netns,
         "docker_url": host.docker_url,
+        "tcp_url": host.tcp_url,
+        "engine_tls": engine_tls_files(),
         "docker_socket": str(host.socket),
         "ssh_key": str(key),
         "ssh_user": "root",
@@ -228,6 +243,12 @@ def host_record(host: Host, dockerd_pid: int | None, sshd_pid: int | None, key: 
         "pid": dockerd_pid,
         "sshd_pid": sshd_pid,
     }
+
+
+def engine_tls_files() -> dict[str, str]:
+    """The client's side of the engines' TLS, as mlstack_docker_tls takes it."""
+    return {"ca_path": str(ENGINE_TLS / "ca.pem"), "cert_path": str(ENGINE_TLS / "client-cert.pem"),
+            "key_path": str(ENGINE_TLS / "client-key.pem")}
 
 
 def inventory_vars(host: Host, key: Path = KEY, python: str | None = None) -> dict[str, object]:
@@ -476,6 +497,40 @@ def ensure_sshd_installed() -> None:
             POLICY_RC_D.unlink(missing_ok=True)
 
 
+def _openssl_cert(name: str, subject: str, extensions: Sequence[str], ca: bool = False) -> None:
+    """``name``-key.pem and ``name``-cert.pem in ENGINE_TLS: self-signed when ``ca``, else signed by ca-*.pem."""
+    key, cert = ENGINE_TLS / f"{name}-key.pem", ENGINE_TLS / f"{name}-cert.pem"
+    run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(key)])
+    key.chmod(0o600)
+    if ca:
+        added = [arg for extension in extensions for arg in ("-addext", extension)]
+        run(["openssl", "req", "-x509", "-new", "-key", str(key), "-subj", subject, "-days", "7", *added,
+             "-out", str(cert)])
+        return
+    csr, ext = ENGINE_TLS / f"{name}.csr", ENGINE_TLS / f"{name}.ext"
+    ext.write_text("\n".join(extensions) + "\n")
+    run(["openssl", "req", "-new", "-key", str(key), "-subj", subject, "-out", str(csr)])
+    run(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ENGINE_TLS / "ca-cert.pem"),
+         "-CAkey", str(ENGINE_TLS / "ca-key.pem"), "-CAcreateserial", "-days", "7", "-extfile", str(ext),
+         "-out", str(cert)])
+    csr.unlink()
+    ext.unlink()
+
+
+def ensure_engine_tls(hosts: Sequence[Host]) -> None:
+    """The engines' CA, a server certificate per host (its address), a client certificate (7 days each)."""
+    ENGINE_TLS.mkdir(parents=True, exist_ok=True)
+    if not (ENGINE_TLS / "ca-cert.pem").exists():
+        _openssl_cert("ca", "/CN=mlstack multihost engine CA", ["basicConstraints=critical,CA:TRUE"], ca=True)
+        shutil.copy(ENGINE_TLS / "ca-cert.pem", ENGINE_TLS / "ca.pem")
+    if not (ENGINE_TLS / "client-cert.pem").exists():
+        _openssl_cert("client", "/CN=mlstack multihost client", ["extendedKeyUsage=clientAuth"])
+    for host in hosts:
+        if not (ENGINE_TLS / f"{host.name}-cert.pem").exists():
+            _openssl_cert(host.name, f"/CN={host.name}",
+                          [f"subjectAltName=IP:{host.address}", "extendedKeyUsage=serverAuth"])
+
+
 def ensure_key() -> None:
     RUN_ROOT.mkdir(parents=True, exist_ok=True)
     if not KEY.exists():
@@ -542,6 +597,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     start = time.monotonic()
     ensure_sshd_installed()
     ensure_key()
+    ensure_engine_tls(hosts_upto(args.hosts))
     ensure_bridge()
     for host in hosts_upto(args.hosts):
         t0 = time.monotonic()

@@ -75,18 +75,23 @@ def test_hosts_subnets_differ() -> None:
 def test_dockerd_argv_has_its_own_everything() -> None:
     host = hosts.Host(2)
     argv = hosts.dockerd_argv(host)
-    flags = dict(zip(argv[1::2], argv[2::2], strict=True))
-    assert argv[0] == "dockerd"
-    assert flags == {
-        "--data-root": "/var/lib/mlstack-multihost/h2",
-        "--exec-root": "/run/mlstack-multihost/h2/exec",
-        "-H": "unix:///run/mlstack-multihost/h2/docker.sock",
-        "--pidfile": "/run/mlstack-multihost/h2/docker.pid",
-        "--config-file": "/run/mlstack-multihost/h2/daemon.json",
-        "--storage-driver": "overlay2",
-        "--bip": "172.32.0.1/16",
-        "--cgroup-parent": "/mlstack-multihost-h2",
-    }
+    assert (argv[0], argv[-1]) == ("dockerd", "--tlsverify")
+    flags = list(zip(argv[1:-1:2], argv[2:-1:2], strict=True))
+    assert flags == [
+        ("--data-root", "/var/lib/mlstack-multihost/h2"),
+        ("--exec-root", "/run/mlstack-multihost/h2/exec"),
+        ("-H", "unix:///run/mlstack-multihost/h2/docker.sock"),
+        # Its TCP port takes only clients with a certificate of the harness's engine CA.
+        ("-H", "tcp://10.77.0.12:2376"),
+        ("--tlscacert", "/run/mlstack-multihost/engine-tls/ca.pem"),
+        ("--tlscert", "/run/mlstack-multihost/engine-tls/h2-cert.pem"),
+        ("--tlskey", "/run/mlstack-multihost/engine-tls/h2-key.pem"),
+        ("--pidfile", "/run/mlstack-multihost/h2/docker.pid"),
+        ("--config-file", "/run/mlstack-multihost/h2/daemon.json"),
+        ("--storage-driver", "overlay2"),
+        ("--bip", "172.32.0.1/16"),
+        ("--cgroup-parent", "/mlstack-multihost-h2"),
+    ]
     assert "--bridge" not in argv  # never --bridge none (it deletes docker0)
 
 

@@ -65,6 +65,24 @@ def test_each_unit_runs_on_its_own_host() -> None:
     assert not {"mlstack-redis", "mlstack-postgresql"} & names("h2")
 
 
+ENGINE_TLS = Path("/run/mlstack-multihost/engine-tls")
+
+
+@pytest.mark.parametrize(("flags", "outcome"), [
+    # The control: the client certificate phase5 reached h1's engine with (mlstack_docker_tls).
+    (["--tlsverify", "--tlscacert", "ca.pem", "--tlscert", "client-cert.pem", "--tlskey", "client-key.pem"], 0),
+    (["--tlsverify", "--tlscacert", "ca.pem"], 1),  # no client certificate
+    ([], 1),                                         # plain HTTP to the TLS port
+])
+def test_h1s_engine_takes_tcp_clients_with_a_certificate_of_its_ca_only(flags: list[str], outcome: int) -> None:
+    argv = [arg if not arg.endswith(".pem") else str(ENGINE_TLS / arg) for arg in flags]
+    out = subprocess.run(["ip", "netns", "exec", "mlmh-h2", "docker", "-H", f"tcp://{H1}:2376", *argv, "ps",
+                          "--format", "{{.Names}}"], capture_output=True, text=True, timeout=60, check=False)
+    assert (out.returncode != 0) == bool(outcome), out.stdout + out.stderr
+    if outcome == 0:
+        assert {"mlstack-redis", "mlstack-postgresql"} <= set(out.stdout.split())
+
+
 def test_the_evidence_proves_tls_across_hosts() -> None:
     bundle = newest_bundle()
     assert json.loads((bundle / "summary.json").read_text())["verdict"] == "pass"

@@ -202,6 +202,16 @@ def test_the_engine_is_the_docker_hosts_own() -> None:
     assert _placed({**ON_GPU1, "mlstack_docker_host": "db1"}).docker_url == "unix:///var/run/docker.sock"
 
 
+def test_a_tcp_engine_carries_its_hosts_tls_client_files_in_its_url() -> None:
+    tls = {"ca_path": "/tls/ca.pem", "cert_path": "/tls/cert.pem", "key_path": "/tls/key.pem"}
+    hosts = {**HOSTS, "gpu1": {"mlstack_docker_url": "tcp://10.0.0.11:2376", "mlstack_docker_tls": tls}}
+    unit = u.resolve("chat", ON_GPU1, {}, peers=PEERS_ON_DB1, home=HOME, hosts=hosts)
+    assert unit.docker_url == "tcp://10.0.0.11:2376?tlscacert=%2Ftls%2Fca.pem&tlscert=%2Ftls%2Fcert.pem&tlskey=%2Ftls%2Fkey.pem"
+    # The host plays' settings (images, networks) reach the same engine.
+    settings = u.resolve_settings(hosts["gpu1"], HOME)
+    assert settings.docker_url == unit.docker_url
+
+
 def test_a_dependency_on_another_host_is_reached_on_that_hosts_address() -> None:
     deps = {d.unit: d for d in _placed(ON_GPU1).depends_on}
     pg = deps["postgresql"]

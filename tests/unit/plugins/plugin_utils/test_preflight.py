@@ -238,14 +238,46 @@ def test_a_cross_host_http_dependency_in_mlstack_optional_is_refused() -> None:
         "on one host (mlstack_docker_host: db1 on chat, or gpu1 on reasoning)"]
 
 
-def test_a_tcp_engine_url_is_refused_until_its_tls_client_certificates_are_wired() -> None:
-    url = {"mlstack_docker_url": "tcp://gpu1.example.com:2376", "mlstack_docker_tls": {
-        "ca_path": "/ca.pem", "cert_path": "/cert.pem", "key_path": "/key.pem"}}
-    assert validate(TWO_HOSTS, two_hosts(gpu1=url)) == [
-        "docker host gpu1: mlstack_docker_url='tcp://gpu1.example.com:2376': tcp:// engines are not supported in this "
-        "release (their TLS client certificates, mlstack_docker_tls, are not wired into the engine client yet): use "
-        "the default unix:///var/run/docker.sock, which the units' tasks reach on their Docker host over Ansible's "
-        "SSH connection, or ssh://user@host"]
+TLS_FILES = {"ca_path": "/etc/mlstack/docker-tls/ca.pem", "cert_path": "/etc/mlstack/docker-tls/cert.pem",
+             "key_path": "/etc/mlstack/docker-tls/key.pem"}
+
+
+def test_a_tcp_engine_with_its_tls_client_files_passes() -> None:
+    hosts = two_hosts(gpu1={"mlstack_docker_url": "tcp://gpu1.example.com:2376", "mlstack_docker_tls": TLS_FILES})
+    assert validate(TWO_HOSTS, hosts) == []
+
+
+def test_a_tcp_engine_without_tls_is_refused() -> None:
+    assert validate(TWO_HOSTS, two_hosts(gpu1={"mlstack_docker_url": "tcp://gpu1.example.com:2375"})) == [
+        "docker host gpu1: mlstack_docker_url='tcp://gpu1.example.com:2375' is a tcp:// engine without TLS: set "
+        "mlstack_docker_tls {ca_path, cert_path, key_path} (the engine's CA, a client certificate and its key, as "
+        "files on the host's Ansible connection) for an engine run with --tlsverify, or use the default "
+        "unix:///var/run/docker.sock, reached over Ansible's SSH connection"]
+
+
+@pytest.mark.parametrize(("tls", "error"), [
+    ({**TLS_FILES, "key_path": "key.pem"},
+     "mlstack_docker_tls.key_path must be an absolute path on the Docker host's Ansible connection (where the "
+     "tasks run), got 'key.pem': set it to the PEM file (e.g. /etc/mlstack/docker-tls/key.pem)"),
+    ({"ca_path": TLS_FILES["ca_path"], "cert_path": TLS_FILES["cert_path"]},
+     "mlstack_docker_tls.key_path must be an absolute path on the Docker host's Ansible connection (where the "
+     "tasks run), got None: set it to the PEM file (e.g. /etc/mlstack/docker-tls/key.pem)"),
+    ({**TLS_FILES, "client_key": "/k.pem"}, "mlstack_docker_tls has unknown keys client_key: use ca_path, "
+     "cert_path, key_path, verify"),
+    ("/etc/mlstack/docker-tls", "mlstack_docker_tls must be a mapping with ca_path, cert_path, key_path, verify, "
+     "got str"),
+])
+def test_bad_tls_client_files_are_refused_naming_the_key(tls: object, error: str) -> None:
+    hosts = two_hosts(gpu1={"mlstack_docker_url": "tcp://gpu1.example.com:2376", "mlstack_docker_tls": tls})
+    assert validate(TWO_HOSTS, hosts) == [f"docker host gpu1: {error}"]
+
+
+def test_tls_client_files_on_a_socket_engine_are_refused() -> None:
+    hosts = two_hosts(gpu1={"mlstack_docker_url": "unix:///var/run/docker.sock", "mlstack_docker_tls": TLS_FILES})
+    assert validate(TWO_HOSTS, hosts) == [
+        "docker host gpu1: mlstack_docker_tls is set but mlstack_docker_url='unix:///var/run/docker.sock' is not a "
+        "tcp:// engine: remove mlstack_docker_tls, or point mlstack_docker_url at the engine's TLS port "
+        "(tcp://host:2376)"]
 
 
 def test_an_ssh_engine_url_needs_paramiko_on_the_controller() -> None:
@@ -279,8 +311,8 @@ def test_the_real_import_check_finds_what_is_installed_and_not_what_is_not() -> 
 def test_an_engine_url_of_an_unknown_scheme_is_refused() -> None:
     assert validate(TWO_HOSTS, two_hosts(gpu1={"mlstack_docker_url": "http://gpu1:2375"})) == [
         "docker host gpu1: mlstack_docker_url='http://gpu1:2375' is not an engine URL this collection speaks: use "
-        "unix:///var/run/docker.sock (the default: the host's own socket, reached through Ansible's SSH connection) "
-        "or ssh://user@host"]
+        "unix:///var/run/docker.sock (the default: the host's own socket, reached through Ansible's SSH connection), "
+        "ssh://user@host, or tcp://host:2376 with mlstack_docker_tls"]
 
 
 def test_an_unknown_docker_host_is_still_refused_with_host_vars() -> None:
