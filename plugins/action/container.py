@@ -25,7 +25,7 @@ from ansible_collections.aiops.mlstack.plugins.module_utils._docker_api import (
     DockerEngine,
     DockerException,
 )
-from ansible_collections.aiops.mlstack.plugins.plugin_utils._action import validated
+from ansible_collections.aiops.mlstack.plugins.plugin_utils._action import execute_module, validated
 
 
 def runs_here(action: ActionBase) -> bool:
@@ -66,8 +66,7 @@ class InspectAction(ActionBase):
         if not self._task.args.get("name"):
             return {**result, "failed": True, "msg": f"{self._task.action}: 'name' is required"}
         if not runs_here(self):
-            return {**result, **self._execute_module(module_name=self.FALLBACK, module_args=self._task.args,
-                                                     task_vars=task_vars)}
+            return {**result, **execute_module(self, self.FALLBACK, self._task.args, task_vars)}
         try:
             engine = DockerEngine(str(self._task.args.get("docker_host") or "unix:///var/run/docker.sock"))
             return {**result, "changed": False, **self.answer(engine, str(self._task.args["name"]))}

@@ -15,7 +15,7 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.aiops.mlstack.plugins.action.container import runs_here
 from ansible_collections.aiops.mlstack.plugins.module_utils._docker_api import DockerEngine, DockerException
-from ansible_collections.aiops.mlstack.plugins.plugin_utils._action import arguments
+from ansible_collections.aiops.mlstack.plugins.plugin_utils._action import arguments, execute_module
 
 FALLBACK = "community.docker.docker_host_info"
 ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
@@ -33,8 +33,7 @@ class ActionModule(ActionBase):
         if failure:
             return failure
         if not runs_here(self):
-            return {**result, **self._execute_module(module_name=FALLBACK, module_args=self._task.args,
-                                                     task_vars=task_vars)}
+            return {**result, **execute_module(self, FALLBACK, self._task.args, task_vars)}
         try:
             info = DockerEngine(params["docker_host"], timeout=params["timeout"]).api.info()
         except DockerException as exc:

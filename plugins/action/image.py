@@ -17,7 +17,7 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.aiops.mlstack.plugins.action.container import runs_here
 from ansible_collections.aiops.mlstack.plugins.module_utils._docker_api import DockerEngine, DockerException
-from ansible_collections.aiops.mlstack.plugins.plugin_utils._action import run_action, validated
+from ansible_collections.aiops.mlstack.plugins.plugin_utils._action import execute_module, run_action, validated
 from ansible_collections.aiops.mlstack.plugins.plugin_utils._image_supply import (
     SOURCES,
     Request,
@@ -52,7 +52,7 @@ class TargetHost:
         self.build_dir_made = False
 
     def module(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
-        return self.action._execute_module(module_name=name, module_args=args, task_vars=self.task_vars)
+        return execute_module(self.action, name, args, self.task_vars)
 
     def image_id(self, ref: str) -> str | None:
         if self.engine is not None:

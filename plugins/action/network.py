@@ -18,7 +18,7 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.aiops.mlstack.plugins.action.container import runs_here
 from ansible_collections.aiops.mlstack.plugins.module_utils._docker_api import DockerEngine, DockerException
-from ansible_collections.aiops.mlstack.plugins.plugin_utils._action import arguments
+from ansible_collections.aiops.mlstack.plugins.plugin_utils._action import arguments, execute_module
 
 MODULE = "community.docker.docker_network"
 ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
@@ -55,4 +55,4 @@ class ActionModule(ActionBase):
             if matches(inspect, params["internal"], params["labels"]):
                 return {**result, "changed": False, "network": inspect}
         args = {key: value for key, value in self._task.args.items() if value is not None}
-        return {**result, **self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars)}
+        return {**result, **execute_module(self, MODULE, args, task_vars)}

@@ -30,7 +30,12 @@ from ansible_collections.aiops.mlstack.plugins.module_utils._container_task impo
 )
 from ansible_collections.aiops.mlstack.plugins.module_utils._docker_api import DockerEngine, DockerException
 from ansible_collections.aiops.mlstack.plugins.plugin_utils import _unit_files as files
-from ansible_collections.aiops.mlstack.plugins.plugin_utils._action import arguments, run_action, validated
+from ansible_collections.aiops.mlstack.plugins.plugin_utils._action import (
+    arguments,
+    execute_module,
+    run_action,
+    validated,
+)
 from ansible_collections.aiops.mlstack.plugins.plugin_utils._image_supply import Request, SupplyError, supply
 from ansible_collections.aiops.mlstack.plugins.plugin_utils._jwt import present_bundle
 from ansible_collections.aiops.mlstack.plugins.plugin_utils._secrets import SecretError, unit_secret_files
@@ -207,7 +212,7 @@ class ActionModule(ActionBase):
         return doomed
 
     def _module(self, name: str, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
-        done = self._execute_module(module_name=name, module_args=args, task_vars=task_vars)
+        done = execute_module(self, name, args, task_vars)
         if done.get("failed"):
             raise Failed(f"prune: {name}: {done.get('msg') or 'failed'}")
         return done

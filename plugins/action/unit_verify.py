@@ -23,7 +23,7 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.aiops.mlstack.plugins.action.container import runs_here
 from ansible_collections.aiops.mlstack.plugins.module_utils._docker_api import DockerEngine, DockerException
 from ansible_collections.aiops.mlstack.plugins.plugin_utils import _verify
-from ansible_collections.aiops.mlstack.plugins.plugin_utils._action import validated
+from ansible_collections.aiops.mlstack.plugins.plugin_utils._action import execute_module, validated
 from ansible_collections.aiops.mlstack.plugins.plugin_utils._jwt_check import attack
 
 ARGUMENT_SPEC: dict[str, Any] = {
@@ -120,7 +120,7 @@ class ActionModule(ActionBase):
     # --- elsewhere: the modules the role's tasks ran, on the unit's host ------------------
 
     def _module(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
-        return self._execute_module(module_name=name, module_args=args, task_vars=self._vars)
+        return execute_module(self, name, args, self._vars)
 
     def _inspect_remote(self, unit: dict[str, Any], name: str) -> dict[str, Any] | None:
         answer = self._module("community.docker.docker_container_info",

@@ -92,3 +92,21 @@ def client_args(url: str) -> tuple[str, dict[str, Any] | None]:
 def shown(url: str) -> str:
     """The engine URL without its query, for messages and evidence."""
     return urlunsplit(urlsplit(url)._replace(query=""))
+
+
+def community_docker_options(url: str) -> dict[str, Any]:
+    """The engine as community.docker's modules take it: ``docker_host`` plus, for TLS, its own options."""
+    base, tls = client_args(url)
+    if tls is None:
+        return {"docker_host": base}
+    cert, key = tls["client_cert"]
+    return {"docker_host": base, "tls": True, "validate_certs": tls["verify"], "ca_path": tls["ca_cert"],
+            "client_cert": cert, "client_key": key}
+
+
+def community_docker_args(args: Mapping[str, Any]) -> dict[str, Any]:
+    """A community.docker module's arguments with a ``docker_host`` that carries TLS files spelled out."""
+    url = args.get("docker_host")
+    if not isinstance(url, str) or "?" not in url:
+        return dict(args)
+    return {**args, **community_docker_options(url)}

@@ -8,6 +8,8 @@ from typing import Any
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
+from ansible_collections.aiops.mlstack.plugins.module_utils._engine_url import community_docker_args
+
 
 def validated(args: dict[str, Any], spec: dict[str, Any], **rules: Any) -> tuple[dict[str, Any], str | None]:
     """(the validated parameters, None), or ({}, the validator's messages joined) on bad input."""
@@ -39,3 +41,11 @@ def run_action(action: Any, name: str, args: dict[str, Any], task_vars: dict[str
         # A module without an action plugin of its own (``file``): run it on the target directly.
         return dict(action._execute_module(module_name=name, module_args=args, task_vars=task_vars))
     return dict(other.run(task_vars=task_vars))
+
+
+def execute_module(action: Any, name: str, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
+    """``name`` run on the target; a community.docker module gets a TLS engine's files as its own options
+    (the resolved unit's ``docker_url`` carries them in its query, which community.docker does not read)."""
+    if name.startswith("community.docker."):
+        args = community_docker_args(args)
+    return dict(action._execute_module(module_name=name, module_args=args, task_vars=task_vars))

@@ -7,6 +7,7 @@ import pytest
 from ansible_collections.aiops.mlstack.plugins.module_utils._engine_url import (
     EngineUrlError,
     client_args,
+    community_docker_args,
     tls_errors,
     with_tls,
 )
@@ -62,3 +63,23 @@ def test_tls_errors_name_each_key() -> None:
         "mlstack_docker_tls", "mlstack_docker_tls.ca_path", "mlstack_docker_tls.cert_path",
         "mlstack_docker_tls.key_path"]
     assert "unknown keys extra" in errors[0]
+
+
+def test_community_docker_gets_the_tls_files_as_its_own_options() -> None:
+    url = with_tls("tcp://10.0.0.11:2376", TLS)
+    assert community_docker_args({"name": "mlstack-redis", "docker_host": url}) == {
+        "name": "mlstack-redis", "docker_host": "tcp://10.0.0.11:2376", "tls": True, "validate_certs": True,
+        "ca_path": "/tls/ca.pem", "client_cert": "/tls/cert.pem", "client_key": "/tls/key.pem"}
+    # Without TLS the arguments are the task's own.
+    plain = {"name": "mlstack-redis", "docker_host": "unix:///var/run/docker.sock"}
+    assert community_docker_args(plain) == plain
+    assert community_docker_args({"name": "x"}) == {"name": "x"}
+
+
+def test_the_docker_api_filter_gives_every_option_for_a_task_to_spell_out() -> None:
+    from ansible_collections.aiops.mlstack.plugins.filter.engine import docker_api
+
+    assert docker_api("unix:///var/run/docker.sock") == {
+        "docker_host": "unix:///var/run/docker.sock", "tls": False, "validate_certs": False, "ca_path": None,
+        "client_cert": None, "client_key": None}
+    assert docker_api(with_tls("tcp://h:2376", {**TLS, "verify": False}))["validate_certs"] is False
