@@ -14,6 +14,11 @@ description:
     and the old one stays on the Docker host. This module removes, by tag, the images under O(prefix)
     that no container uses, in any state. The serving container's image, the image of the container
     kept for a rollback (C(<name>_previous)) and that of a stopped degraded unit are never touched.
+  - Nor is a repository's newest image when it is newer than every image of that repository a
+    container uses, or none is used - the image a run supplied for a unit whose container then
+    failed (a first deploy that waited in vain on a lost Docker host, a rolled-back candidate).
+    The next run needs it again; removing it would make that run build it anew, or fail where
+    there is no registry.
   - Images are removed by tag, so layers that another image still needs stay, and so does the
     build cache of the images that remain.
   - Check mode reports what would be removed.

@@ -23,13 +23,29 @@ USED = {"sha256:serving", "sha256:previous"}
 
 
 def test_only_unused_images_under_the_prefix_go_oldest_first() -> None:
-    doomed = superseded(IMAGES, USED, "mlstack/")
+    doomed = superseded([*IMAGES, image("sha256:llm-new", ["mlstack/llm:y"], 8)], USED | {"sha256:llm-new"},
+                        "mlstack/")
     assert [e["tag"] for e in doomed] == ["mlstack/mlstack-services:z", "mlstack/llm:x", "mlstack/mlstack-services:a"]
+
+
+def test_an_image_newer_than_any_in_use_stays_for_the_next_run() -> None:
+    # llm:x is the only llm image and no container uses it: its first deploy failed (a lost
+    # dependency host); the next run needs it, built or pulled, so it is not removed.
+    assert "mlstack/llm:x" not in [e["tag"] for e in superseded(IMAGES, USED, "mlstack/")]
+    # A candidate rolled back: the newer recipe's image stays, the older unused ones go.
+    rolled_back = [*IMAGES, image("sha256:candidate", ["mlstack/mlstack-services:d"], 40)]
+    doomed = [e["tag"] for e in superseded(rolled_back, USED, "mlstack/")]
+    assert "mlstack/mlstack-services:d" not in doomed
+    assert {"mlstack/mlstack-services:a", "mlstack/mlstack-services:z"} <= set(doomed)
+    # As old as the image in use (built in the same second): superseded.
+    same_second = [image("sha256:u", ["mlstack/x:used"], 50), image("sha256:o", ["mlstack/x:old"], 50)]
+    assert [e["tag"] for e in superseded(same_second, {"sha256:u"}, "mlstack/")] == ["mlstack/x:old"]
 
 
 def test_the_newest_unused_per_repository_can_be_kept() -> None:
     doomed = superseded(IMAGES, USED, "mlstack/", keep_unused=1)
     assert [e["tag"] for e in doomed] == ["mlstack/mlstack-services:z"]
+    assert superseded(IMAGES, USED, "mlstack/", keep_unused=2) == []
 
 
 def test_an_image_a_container_uses_is_never_listed_whatever_its_tags() -> None:
