@@ -23,7 +23,7 @@ def test_tls_files_travel_in_the_query_and_come_back_as_the_sdks_arguments() -> 
 
 @pytest.mark.parametrize("verify", [False, "false", "no", 0])
 def test_verify_false_is_kept(verify: object) -> None:
-    _, tls = client_args(with_tls("tcp://h:2376", {**TLS, "verify": verify}))
+    tls = client_args(with_tls("tcp://h:2376", {**TLS, "verify": verify}))[1]
     assert tls is not None and tls["verify"] is False
 
 
@@ -36,7 +36,7 @@ def test_a_url_without_tls_is_left_alone() -> None:
 
 def test_a_path_with_reserved_characters_survives_the_query() -> None:
     odd = {**TLS, "key_path": "/tls/a&b=c?.pem"}
-    _, tls = client_args(with_tls("tcp://h:2376", odd))
+    tls = client_args(with_tls("tcp://h:2376", odd))[1]
     assert tls is not None and tls["client_cert"] == ("/tls/cert.pem", "/tls/a&b=c?.pem")
 
 
