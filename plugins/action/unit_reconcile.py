@@ -21,6 +21,7 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.aiops.mlstack.plugins.action.container import runs_here
 from ansible_collections.aiops.mlstack.plugins.action.image import ARGUMENT_SPEC as IMAGE_SPEC
 from ansible_collections.aiops.mlstack.plugins.action.image import TargetHost
+from ansible_collections.aiops.mlstack.plugins.module_utils import _unit_files as files
 from ansible_collections.aiops.mlstack.plugins.module_utils._container_task import (
     ARGUMENT_SPEC as CONTAINER_SPEC,
 )
@@ -29,7 +30,6 @@ from ansible_collections.aiops.mlstack.plugins.module_utils._container_task impo
     task_result,
 )
 from ansible_collections.aiops.mlstack.plugins.module_utils._docker_api import DockerEngine, DockerException
-from ansible_collections.aiops.mlstack.plugins.plugin_utils import _unit_files as files
 from ansible_collections.aiops.mlstack.plugins.plugin_utils._action import (
     arguments,
     execute_module,
@@ -142,7 +142,10 @@ class ActionModule(ActionBase):
             wants += self._jwt_wants(params["jwt_public_key"], check)
             if runs_here(self):
                 return files.apply_local(wants, check)
-            return files.apply_remote(wants, lambda name, args: run_action(self, name, args, task_vars))
+            done = execute_module(self, "aiops.mlstack.unit_files", files.as_args(wants), task_vars)
+            if done.get("failed"):
+                raise files.FilesError(str(done.get("msg") or "unit_files failed"))
+            return [files.change_of(entry) for entry in done.get("changes") or []]
         except (files.FilesError, SecretError, OSError) as exc:
             raise Failed(f"files: {exc}") from exc
 

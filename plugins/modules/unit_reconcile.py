@@ -24,8 +24,8 @@ description:
   - B(Container.) Then O(container) as M(aiops.mlstack.container) runs it - dependencies awaited, update
     order, promotion, rollback to the last good container, the health wait - with its evidence record.
   - On a local connection every step runs in the controller's process (no module starts); on any other
-    connection the files go through the C(file) and C(copy) actions and the container through the
-    M(aiops.mlstack.container) module on the target, with the same results.
+    connection all of a unit's files are one M(aiops.mlstack.unit_files) module run on the target (the same
+    code), and the container the M(aiops.mlstack.container) module there, with the same results.
   - Secret values never leave the controller's process on a local connection and are never returned; a
     secret file's diff shows that it changed, not its content.
 author: mlstack maintainers (@aiops)

@@ -7,14 +7,17 @@ check mode writes nothing, a secret's content never appears in the diff, bad inp
 
 from __future__ import annotations
 
+import json
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ansible_collections.aiops.mlstack.plugins.plugin_utils import _unit_files as files
+from ansible_collections.aiops.mlstack.plugins.module_utils import _unit_files as files
 from ansible_collections.aiops.mlstack.plugins.plugin_utils._secrets import (
     SecretError,
     file_content,
@@ -109,24 +112,37 @@ def test_a_directory_where_a_file_belongs_is_refused_before_anything_changes(tmp
         files.apply_local(wants(tmp_path), check_mode=False)
 
 
-def test_remote_paths_go_through_the_file_and_copy_actions() -> None:
-    calls: list[tuple[str, dict[str, Any]]] = []
-
-    def run_action(name: str, args: dict[str, Any]) -> dict[str, Any]:
-        calls.append((name, args))
-        return {"changed": name.endswith("copy")}
-
-    changes = files.apply_remote(wants(Path("/srv")), run_action)
-    assert [call[0] for call in calls] == ["ansible.legacy.file"] * 2 + ["ansible.legacy.copy"] * 2
-    assert calls[1][1] == {"path": "/srv/run/secrets", "owner": str(UID), "group": str(GID), "mode": "0700",
-                           "state": "directory"}
-    assert [c.path for c in changes] == ["/srv/run/secrets/redis_password", "/srv/run/secrets/jwt_public.pem"]
-    assert files.HIDDEN not in repr(changes) and "s3cret" not in repr(changes)
+def test_the_remote_arguments_keep_a_secrets_content_apart_and_come_back_whole(tmp_path: Path) -> None:
+    args = files.as_args(wants(tmp_path))
+    # Only the no_log option holds the secret: the target's log of the invocation never sees it.
+    assert "s3cret" not in repr(args["wants"])
+    password = "s3cret-value-of-forty-characters-xxxxxx"
+    assert args["secret_contents"] == {f"{tmp_path}/run/secrets/redis_password": password}
+    assert files.from_args(args["wants"], args["secret_contents"]) == wants(tmp_path)
 
 
-def test_a_failed_remote_copy_names_the_path_not_the_content() -> None:
-    with pytest.raises(files.FilesError, match="^/srv/run/secrets/redis_password: permission denied$"):
-        files.apply_remote(wants(Path("/srv"))[2:3], lambda name, args: {"failed": True, "msg": "permission denied"})
+def test_a_secret_without_its_content_is_refused(tmp_path: Path) -> None:
+    args = files.as_args(wants(tmp_path))
+    with pytest.raises(files.FilesError, match="redis_password: secret file without its content"):
+        files.from_args(args["wants"], {})
+
+
+def test_the_unit_files_module_writes_them_on_its_host_without_showing_the_secret(tmp_path: Path) -> None:
+    """The module as the remote path runs it (ansible localhost -m, a module start of its own)."""
+    root = Path(__file__).resolve().parents[4]
+    args = json.dumps(files.as_args(wants(tmp_path)))
+    env = {k: v for k, v in os.environ.items() if k != "ANSIBLE_CONFIG"}
+    env["ANSIBLE_COLLECTIONS_PATH"] = str(root / ".ansible" / "collections")
+    command = [str(Path(sys.executable).parent / "ansible"), "localhost", "-i", "localhost,", "-c", "local", "-o",
+               "-e", f"ansible_python_interpreter={sys.executable}", "-m", "aiops.mlstack.unit_files",
+               "-a", args, "--diff", "-vvv"]  # -vvv: the invocation too
+    first = subprocess.run(command, capture_output=True, text=True, env=env, cwd="/", check=False, timeout=120)
+    assert first.returncode == 0 and "CHANGED" in first.stdout, first.stdout + first.stderr
+    assert "s3cret" not in first.stdout + first.stderr
+    assert files.HIDDEN in first.stdout  # the secret's diff, hidden
+    assert (tmp_path / "run/secrets/redis_password").read_text() == "s3cret-value-of-forty-characters-xxxxxx"
+    again = subprocess.run(command, capture_output=True, text=True, env=env, cwd="/", check=False, timeout=120)
+    assert again.returncode == 0 and "SUCCESS" in again.stdout and '"changed": false' in again.stdout, again.stdout
 
 
 def test_secret_files_are_generated_once_and_hold_both_values_while_rotating(tmp_path: Path) -> None:
