@@ -154,6 +154,8 @@ def apply_local(wants: Iterable[Want], check_mode: bool) -> list[Change]:
         if check_mode:
             continue
         if want.is_dir:
+            # Missing parents as the file module makes them (the runtime root on a fresh host).
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.mkdir(mode=want.mode, exist_ok=True)
             os.chown(path, want.owner, want.group)
             os.chmod(path, want.mode)

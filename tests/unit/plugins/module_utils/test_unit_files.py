@@ -46,6 +46,14 @@ def test_a_fresh_unit_gets_its_directories_and_files(tmp_path: Path) -> None:
     assert stat.S_IMODE((tmp_path / "run/secrets/jwt_public.pem").stat().st_mode) == 0o444
 
 
+def test_missing_parents_of_a_directory_are_made(tmp_path: Path) -> None:
+    # A fresh Docker host has no runtime root yet: the unit's directory's parents come first.
+    root = tmp_path / "var/lib/mlstack/runtime"
+    changes = files.apply_local(wants(root), check_mode=False)
+    assert [c.what for c in changes] == [("created",)] * 4
+    assert (root / "run/secrets/jwt_public.pem").read_text() == "PEM\n"
+
+
 def test_a_second_run_changes_nothing_and_rewrites_nothing(tmp_path: Path) -> None:
     files.apply_local(wants(tmp_path), check_mode=False)
     before = (tmp_path / "run/secrets/redis_password").stat().st_ino
