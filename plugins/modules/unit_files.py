@@ -15,7 +15,7 @@ description:
     half-written or too open. A path already as wanted is left alone.
   - Run by M(aiops.mlstack.unit_reconcile) when a unit's tasks do not run on the controller; a
     C(file) or C(copy) task per path cost a module start and a transfer each over SSH.
-  - The content of a secret file is never returned; its diff shows C((secret: not shown)).
+  - The content of a secret file is never returned; its diff shows that it changed, not its content.
 author: mlstack maintainers (@aiops)
 attributes:
   check_mode:
@@ -106,8 +106,8 @@ def main() -> None:
         supports_check_mode=True,
     )
     try:
-        changes = files.apply_local(files.from_args(module.params["wants"], module.params["secret_contents"]),
-                                   module.check_mode)
+        wants = files.from_args(module.params["wants"], module.params["secret_contents"])
+        changes = files.apply_local(wants, module.check_mode)
     except (files.FilesError, OSError) as exc:
         module.fail_json(msg=str(exc))
     rows = [{"path": c.path, "what": list(c.what), "before": c.before, "after": c.after} for c in changes]
