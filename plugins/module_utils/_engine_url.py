@@ -89,11 +89,6 @@ def client_args(url: str) -> tuple[str, dict[str, Any] | None]:
                   "verify": _verify(params.get("tlsverify", "1"))}
 
 
-def shown(url: str) -> str:
-    """The engine URL without its query, for messages and evidence."""
-    return urlunsplit(urlsplit(url)._replace(query=""))
-
-
 def community_docker_options(url: str) -> dict[str, Any]:
     """The engine as community.docker's modules take it: ``docker_host`` plus, for TLS, its own options."""
     base, tls = client_args(url)
