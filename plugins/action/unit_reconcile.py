@@ -68,7 +68,8 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
         "vault_password_file": {"type": "path"},
         "owner": {"type": "raw", "required": True}, "group": {"type": "raw"},
         "mode": {"type": "str", "default": "0444"}}},
-    "container": {"type": "dict", "required": True},
+    # Without it, the images and files only: the publish step of the rotation playbooks.
+    "container": {"type": "dict"},
     "prune": {"type": "dict", "options": {
         "dir": {"type": "str", "required": True}, "pattern": {"type": "str", "default": "config-*"},
         "containers": {"type": "list", "elements": "str", "required": True},
@@ -95,7 +96,7 @@ class ActionModule(ActionBase):
             steps["images"] = images
             changes = self._files(params, task_vars)
             steps["files"] = [change.path for change in changes]
-            container = self._container(params, images, task_vars)
+            container = self._container(params, images, task_vars) if params["container"] else {}
             if not container.get("failed"):
                 steps["pruned"] = self._prune(params, task_vars)
         except Failed as exc:
@@ -106,14 +107,17 @@ class ActionModule(ActionBase):
             self._remove_tmp_path(self._connection._shell.tmpdir)
         changed = (bool(container.get("changed")) or bool(changes) or bool(steps.get("pruned"))
                    or any(i["changed"] for i in images.values()))
-        outcome = {**result, **container, "changed": changed, "steps": {
-            **steps, "container": {"changed": bool(container.get("changed")), "reason": container.get("reason")}}}
+        if params["container"]:
+            steps["container"] = {"changed": bool(container.get("changed")), "reason": container.get("reason")}
+        outcome = {**result, **container, "changed": changed, "steps": steps}
         if self._play_context.diff and changes:
             outcome["diff"] = files.diff_of(changes) + _as_list(container.get("diff"))
         return outcome
 
     def _images(self, params: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """Each named image present on the Docker host, by its content hash when built."""
+        if not any(params["images"].values()):
+            return {}
         settings = {**{k: IMAGE_SPEC[k]["default"] for k in params["image_settings"]},
                     **{k: v for k, v in params["image_settings"].items() if v is not None},
                     "docker_host": params["docker_host"]}

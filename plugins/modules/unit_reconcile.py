@@ -21,7 +21,7 @@ description:
     (O(secret_files)) and its JWT public keys (O(jwt_public_key)), each with its owner and mode. A file is
     rewritten only when its content differs, through a temporary file renamed into place, so that a service
     that re-reads it never sees half of it.
-  - B(Container.) Then O(container) as M(aiops.mlstack.container) runs it - dependencies awaited, update
+  - B(Container.) Then, when given, O(container) as M(aiops.mlstack.container) runs it - dependencies awaited, update
     order, promotion, rollback to the last good container, the health wait - with its evidence record.
   - On a local connection every step runs in the controller's process (no module starts); on any other
     connection all of a unit's files are one M(aiops.mlstack.unit_files) module run on the target (the same
@@ -212,8 +212,10 @@ options:
     description:
       - The options of M(aiops.mlstack.container) but O(unit) and O(docker_host), which this task's are;
         C(spec.image) and C(port_holder_image) come from O(images) when it names them.
+      - Without it, only the images and the files - the step of C(rotate_passwords.yml) that hands each
+        service its new password files, one task per unit where a C(file) and C(copy) task per path took
+        the two cores the serving units need while their databases change passwords.
     type: dict
-    required: true
   prune:
     description:
       - After the container step succeeded, removes the directories under O(prune.dir) that match
@@ -279,8 +281,8 @@ RETURN = r"""
 steps:
   description:
     - What each step did - C(images) (name to ref, image_id, operation, changed), C(files) (the paths
-      changed), C(container) (C(changed), and C(reason) - why the container changed or not), C(pruned) (the
-      directories removed).
+      changed), C(container) (C(changed), and C(reason) - why the container changed or not; when
+      O(container) is given), C(pruned) (the directories removed).
   returned: always
   type: dict
 evidence:
