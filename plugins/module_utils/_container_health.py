@@ -101,7 +101,7 @@ def container_state(inspect: dict[str, Any] | None, slot: str) -> dict[str, Any]
 
 
 # How often a wait asks the engine. Docker's own health status changes only at a healthcheck's
-# interval (1-2 s for the stack's units), while every ask is a full inspect decoded in the
+# interval (2-5 s for the stack's units), while every ask is a full inspect decoded in the
 # controller: with 19 units deploying at once on two cores, 0.1 s polling was ~190 inspects a
 # second competing with the very containers being waited for. A unit's own health is asked
 # more often than a dependency's (its answer is the deploy's critical path).

@@ -19,7 +19,14 @@ import pytest
 from fastapi.testclient import TestClient
 from helpers import bearer
 from mlstack_services.app import create_app
-from mlstack_services.memory_store import FalkorEmbedded, Graph, Neo4jCypher, StoreError, password_candidates
+from mlstack_services.memory_store import (
+    FalkorEmbedded,
+    Graph,
+    Neo4jCypher,
+    QdrantVectors,
+    StoreError,
+    password_candidates,
+)
 from mlstack_services.settings import Settings
 from mlstack_services.units import memory
 
@@ -520,3 +527,15 @@ def test_a_file_with_both_passwords_logs_in_through_a_neo4j_rotation_without_wai
 ])
 def test_a_neo4j_password_file_offers_each_line(text: str | None, expected: list[str]) -> None:
     assert password_candidates(text) == expected
+
+
+def test_the_embedded_vector_store_is_open_before_the_first_request(settings_in: Callable[..., Settings],
+                                                                    embedder: Any) -> None:
+    """Opened at start, not by the first request in the event loop (where qdrant-client's import held
+    every request of the unit for 10 s on a host starting all units at once)."""
+    settings = settings_in()
+    store = QdrantVectors(settings)
+    app = create_app(settings, lambda s, r: memory.build(s, r, embedder=embedder, vectors=store, graph=falkor(s)))
+    assert store._client is None
+    with TestClient(app):
+        assert store._client is not None and store._ready, "the store opens during the unit's start"

@@ -17,6 +17,7 @@ relationship type, which Cypher cannot parameterise), a memory ``[:MENTIONS]`` i
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import os
 import ssl
@@ -136,6 +137,18 @@ class QdrantVectors:
         except StoreError as exc:
             return False, str(exc)
         return True, f"{self.backend}: collection '{COLLECTION}' holds {count} memories"
+
+    async def start(self) -> None:
+        """The client, before the first request. qdrant-client's import (about a second of CPU) ran in
+        the event loop on the first request: on a host starting every unit at once, every request of
+        the unit waited 10 s behind it. Imported in a thread; the embedded store opened here (its
+        collection is on the unit's own volume). A failure is /ready's to report."""
+        await asyncio.to_thread(importlib.import_module, "qdrant_client")
+        if not self.url:
+            try:
+                await self._get()
+            except Exception:  # noqa: BLE001 - the client raises its own errors; /ready says which
+                log.warning("the embedded vector store did not open at start; /ready will say why")
 
     async def close(self) -> None:
         if self._client is not None:
@@ -385,7 +398,8 @@ class Neo4jCypher:
         return str(info.agent)
 
     async def start(self) -> None:
-        return None
+        # The driver's import in a thread, not in the event loop on the first request (QdrantVectors.start).
+        await asyncio.to_thread(importlib.import_module, "neo4j")
 
     async def close(self) -> None:
         if self._driver is not None:

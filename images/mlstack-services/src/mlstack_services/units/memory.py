@@ -229,6 +229,7 @@ def build(settings: Settings, registry: Registry, embedder: Any = None, vectors:
                 state["embedder"] = await anyio.to_thread.run_sync(Embedder, settings.embedding_model_dir)
             except Exception as exc:  # a missing model is a reason in /ready
                 state["error"] = f"{type(exc).__name__}: {exc}"
+        await store.start()
         await knowledge.start()
 
     async def model_check() -> tuple[bool, str]:
