@@ -16,7 +16,6 @@ from ansible_collections.aiops.mlstack.plugins.module_utils._unit import (
     TLS_CA_UNIT,
     db_identifier,
 )
-from ansible_collections.aiops.mlstack.plugins.plugin_utils._secrets import file_content
 
 
 def _dependency_env(client: str, dep: Mapping[str, Any]) -> dict[str, str]:
@@ -65,18 +64,6 @@ def service_wiring(unit: Mapping[str, Any]) -> dict[str, Any]:
     return {"env": env, "secrets": secrets, "rotation_files": rotation_files, "depends_on": list(unit["awaited"])}
 
 
-def secret_file_content(read: Mapping[str, Any], wiring: Mapping[str, Any]) -> str:
-    """What one of a unit's secret files holds, from a loop result of ``aiops.mlstack.secret``.
-
-    The secret's value; for a file in ``wiring['rotation_files']`` (Neo4j: one password per user,
-    changed live) while its rotation runs (a former value on file), the former value and then the
-    new one, a line each, so that a new connection logs in whichever of them the server has.
-    """
-    key, secret = read["item"]["key"], read["item"]["value"][1]
-    former = (read.get("previous") or {}).get(secret)
-    return file_content(str(read["secrets"][secret]), former, key in wiring.get("rotation_files", ()))
-
-
 def config_paths(files: Mapping[str, str], directory: str, owner: int, dir_mode: str = "0500",
                  file_mode: str = "0400") -> dict[str, list[dict[str, Any]]]:
     """The ``directories`` and ``files`` of aiops.mlstack.unit_reconcile for configuration files
@@ -98,5 +85,4 @@ def config_paths(files: Mapping[str, str], directory: str, owner: int, dir_mode:
 
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"service_wiring": service_wiring, "secret_file_content": secret_file_content,
-                "config_paths": config_paths}
+        return {"service_wiring": service_wiring, "config_paths": config_paths}

@@ -265,7 +265,7 @@ class Graph:
 
 def password_candidates(text: str | None) -> list[str]:
     """The passwords a Neo4j password file offers, in order: one, or the former and the new one
-    while rotate_passwords.yml changes it (the collection's filter secret_file_content)."""
+    while rotate_passwords.yml changes it (unit_reconcile's secret_files.rotation_files)."""
     return [line.strip() for line in (text or "").splitlines() if line.strip()]
 
 

@@ -104,22 +104,6 @@ def test_service_wiring_of_the_graph_and_vector_databases() -> None:
     assert wiring["rotation_files"] == ["neo4j_password"]
 
 
-@pytest.mark.parametrize(("key", "previous", "expected"), [
-    ("neo4j_password", {}, "new-pw"),
-    ("neo4j_password", {"neo4j": "former-pw"}, "former-pw\nnew-pw"),
-    # A rotation interrupted after the former value was dropped: no second line.
-    ("neo4j_password", {"neo4j": "new-pw"}, "new-pw"),
-    # Redis and PostgreSQL accept both passwords on the server side: their files hold one.
-    ("redis_password", {"neo4j": "former-pw"}, "new-pw"),
-])
-def test_a_secret_file_holds_the_former_password_only_for_neo4j_in_rotation(
-        key: str, previous: dict[str, str], expected: str) -> None:
-    from ansible_collections.aiops.mlstack.plugins.filter.service import secret_file_content
-
-    read = {"item": {"key": key, "value": ["neo4j", "neo4j"]}, "secrets": {"neo4j": "new-pw"}, "previous": previous}
-    assert secret_file_content(read, {"rotation_files": ["neo4j_password"]}) == expected
-
-
 def test_tree_hash_of_a_maven_recipe_ignores_the_fetched_jars(tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_text("FROM x\n")
     (tmp_path / "lib").mkdir()
