@@ -21,9 +21,7 @@ requirements:
   - docker (Python SDK) >= 7.0
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
     support: full
 """

@@ -21,6 +21,7 @@ description:
   - Check mode reports what it would do.
 author: mlstack maintainers (@aiops)
 extends_documentation_fragment:
+  - aiops.mlstack.attributes
   - aiops.mlstack.docker
 options:
   name:

@@ -23,6 +23,7 @@ description:
   - This is an action plugin that runs on the controller. Check mode reports what would change and writes nothing.
 author: mlstack maintainers (@aiops)
 extends_documentation_fragment:
+  - aiops.mlstack.attributes
   - aiops.mlstack.controller
 options:
   src:

@@ -36,6 +36,7 @@ description:
     without waiting for the containers in O(depends_on), so a dry run neither blocks nor fails on another unit.
 author: mlstack maintainers (@aiops)
 extends_documentation_fragment:
+  - aiops.mlstack.attributes
   - aiops.mlstack.docker
 options:
   name:

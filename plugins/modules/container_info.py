@@ -17,6 +17,7 @@ description:
     M(community.docker.docker_container_info) on the target.
 author: mlstack maintainers (@aiops)
 extends_documentation_fragment:
+  - aiops.mlstack.attributes
   - aiops.mlstack.docker
 options:
   name:

@@ -18,6 +18,7 @@ description:
     M(community.docker.docker_host_info) on the target.
 author: mlstack maintainers (@aiops)
 extends_documentation_fragment:
+  - aiops.mlstack.attributes
   - aiops.mlstack.docker
   - aiops.mlstack.controller
 options:

@@ -24,14 +24,14 @@ author: mlstack maintainers (@aiops)
 requirements:
   - nvidia-ml-py on the host that runs the module (pinned in the collection's requirements.txt)
   - the NVIDIA driver (C(libnvidia-ml.so.1)) for any GPU to be seen
+extends_documentation_fragment:
+  - aiops.mlstack.attributes
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details:
       - Reading NVML changes nothing, so the module reads in check mode too and never reports C(changed).
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
     support: none
   platform:
     description: Target OS/families that can be operated against.

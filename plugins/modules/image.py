@@ -27,6 +27,7 @@ description:
     on the target otherwise; pulls, the lock and builds run as modules on the target.
 author: mlstack maintainers (@aiops)
 extends_documentation_fragment:
+  - aiops.mlstack.attributes
   - aiops.mlstack.docker
 attributes:
   check_mode:

@@ -16,6 +16,7 @@ description:
     controller's own process; otherwise it runs M(community.docker.docker_image_info) on the target.
 author: mlstack maintainers (@aiops)
 extends_documentation_fragment:
+  - aiops.mlstack.attributes
   - aiops.mlstack.docker
 options:
   name:

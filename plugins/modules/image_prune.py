@@ -24,6 +24,7 @@ description:
   - Check mode reports what would be removed.
 author: mlstack maintainers (@aiops)
 extends_documentation_fragment:
+  - aiops.mlstack.attributes
   - aiops.mlstack.docker
 options:
   prefix:

@@ -20,6 +20,7 @@ description:
     tokens never appear in its result. The controller must reach O(url).
 author: mlstack maintainers (@aiops)
 extends_documentation_fragment:
+  - aiops.mlstack.attributes
   - aiops.mlstack.controller
   - aiops.mlstack.vault
 options:

@@ -26,6 +26,7 @@ description:
     and C(state=promoted) are refused.
 author: mlstack maintainers (@aiops)
 extends_documentation_fragment:
+  - aiops.mlstack.attributes
   - aiops.mlstack.controller
   - aiops.mlstack.vault
 options:

@@ -15,13 +15,13 @@ description:
     token in O(tokens) to every C(/v1) operation; returns the status codes, never a token.
   - The tokens are minted on the controller, where the signing key stays; they live 120 seconds.
 author: mlstack maintainers (@aiops)
+extends_documentation_fragment:
+  - aiops.mlstack.attributes
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details: It only reads; check mode runs it the same.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
     support: none
 options:
   url:

@@ -22,6 +22,7 @@ description:
     instead of C(signing.pem). A key that is not the published C(signing.pub.pem) is refused.
 author: mlstack maintainers (@aiops)
 extends_documentation_fragment:
+  - aiops.mlstack.attributes
   - aiops.mlstack.controller
   - aiops.mlstack.vault
 options:

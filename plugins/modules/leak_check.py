@@ -20,6 +20,7 @@ description:
   - This is an action plugin that runs on the controller.
 author: mlstack maintainers (@aiops)
 extends_documentation_fragment:
+  - aiops.mlstack.attributes
   - aiops.mlstack.controller
 options:
   dir:

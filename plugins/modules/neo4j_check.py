@@ -23,15 +23,15 @@ description:
 author: mlstack maintainers (@aiops)
 requirements:
   - neo4j (the official Python driver) >= 5.0 on the host that runs the module
+extends_documentation_fragment:
+  - aiops.mlstack.attributes
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details:
       - The checks run in check mode too; the only write is the probe node, deleted at once. The
         module never reports C(changed).
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
     support: none
   platform:
     description: Target OS/families that can be operated against.

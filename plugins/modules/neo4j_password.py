@@ -21,14 +21,14 @@ description:
 author: mlstack maintainers (@aiops)
 requirements:
   - neo4j (the official Python driver) >= 5.0 on the host that runs the module
+extends_documentation_fragment:
+  - aiops.mlstack.attributes
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details:
       - In check mode the module logs in to find which password the server has, and changes nothing.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
     support: none
   platform:
     description: Target OS/families that can be operated against.

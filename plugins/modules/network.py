@@ -20,14 +20,13 @@ description:
   - Labels not given here (for example the ones Docker Compose puts on a project's network) are left alone.
 author: mlstack maintainers (@aiops)
 extends_documentation_fragment:
+  - aiops.mlstack.attributes
   - aiops.mlstack.docker
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details: A matching network is reported unchanged; anything else is M(community.docker.docker_network)'s check mode.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
     support: full
     details: M(community.docker.docker_network)'s diff when it runs; none when nothing changes.
 options:

@@ -29,16 +29,16 @@ description:
 author: mlstack maintainers (@aiops)
 requirements:
   - psycopg >= 3.1 (C(psycopg[binary]) or a system libpq) on the host that runs the module
+extends_documentation_fragment:
+  - aiops.mlstack.attributes
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details:
       - The checks run in check mode too. They change nothing on the server - the table of
         C(own_database_access) is created and dropped in a transaction that is rolled back. The
         module never reports C(changed).
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
     support: none
   platform:
     description: Target OS/families that can be operated against.

@@ -25,13 +25,13 @@ description:
 author: mlstack maintainers (@aiops)
 requirements:
   - psycopg >= 3.1 (C(psycopg[binary]) or a system libpq) on the host that runs the module
+extends_documentation_fragment:
+  - aiops.mlstack.attributes
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details: In check mode the state is read and RV(changes) planned; no statement is executed.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
     support: full
     details:
       - The diff lists the managed roles (attributes, kind of stored verifier, whether it matches) and

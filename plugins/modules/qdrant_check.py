@@ -21,15 +21,15 @@ description:
   - The API key never appears in a record.
   - The task fails when any record is not ok, unless O(fail_on_error=false).
 author: mlstack maintainers (@aiops)
+extends_documentation_fragment:
+  - aiops.mlstack.attributes
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details:
       - The checks run in check mode too; the only write is the probe collection, deleted at once.
         The module never reports C(changed).
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
     support: none
   platform:
     description: Target OS/families that can be operated against.

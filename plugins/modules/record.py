@@ -16,6 +16,7 @@ description:
   - This is an action plugin that runs on the controller and changes nothing.
 author: mlstack maintainers (@aiops)
 extends_documentation_fragment:
+  - aiops.mlstack.attributes
   - aiops.mlstack.controller
 options:
   unit:

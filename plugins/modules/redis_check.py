@@ -33,9 +33,10 @@ description:
 author: mlstack maintainers (@aiops)
 requirements:
   - redis (redis-py) >= 5.0 on the host that runs the module
+extends_documentation_fragment:
+  - aiops.mlstack.attributes
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details:
       - The checks run in check mode too. They are read-only except for the probe key
@@ -43,7 +44,6 @@ attributes:
         deleted at once; a foreign write that should have been refused but was not is deleted
         too. A script wrongly allowed only returns 1. The module never reports C(changed).
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
     support: none
   platform:
     description: Target OS/families that can be operated against.

@@ -24,6 +24,7 @@ description:
     pin the previous image or settings in the inventory to keep the rollback.
 author: mlstack maintainers (@aiops)
 extends_documentation_fragment:
+  - aiops.mlstack.attributes
   - aiops.mlstack.docker
 options:
   name:

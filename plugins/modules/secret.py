@@ -18,15 +18,15 @@ description:
   - This is an action plugin that runs on the controller. Always set C(no_log) on the task, the
     values are returned in RV(secrets).
 author: mlstack maintainers (@aiops)
+extends_documentation_fragment:
+  - aiops.mlstack.attributes
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details: >-
       In check mode a missing secret is reported as created and an ephemeral value is
       returned; nothing is written.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
     support: none
 options:
   dir:

@@ -31,15 +31,15 @@ description:
   - Standard library only on the target (C(urllib), C(socket), C(ssl)); proxies from the environment
     are not used, the probe connects directly.
 author: mlstack maintainers (@aiops)
+extends_documentation_fragment:
+  - aiops.mlstack.attributes
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details:
       - Probing is read-only, so the probes run in check mode too and the result is the same.
         The module never reports C(changed).
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
     support: none
   platform:
     description: Target OS/families that can be operated against.

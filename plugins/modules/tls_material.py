@@ -23,12 +23,12 @@ description:
     (docs/scale-out.md). With no server, nothing is made.
   - This is an action plugin that runs on the controller. No key is ever returned.
 author: mlstack maintainers (@aiops)
+extends_documentation_fragment:
+  - aiops.mlstack.attributes
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
     support: partial
     details: Names what is made, issued or retired and why (serials and dates); never key material.
 options:

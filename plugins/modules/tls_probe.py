@@ -16,13 +16,13 @@ description:
     authenticate (PostgreSQL's C(no pg_hba.conf entry ... no encryption); Redis closes the connection).
   - Run by M(aiops.mlstack.unit_verify) on the unit's host; it changes nothing.
 author: mlstack maintainers (@aiops)
+extends_documentation_fragment:
+  - aiops.mlstack.attributes
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details: It only connects; check mode runs it the same.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
     support: none
 options:
   dependencies:

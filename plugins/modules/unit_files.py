@@ -17,12 +17,12 @@ description:
     C(file) or C(copy) task per path cost a module start and a transfer each over SSH.
   - The content of a secret file is never returned; its diff shows that it changed, not its content.
 author: mlstack maintainers (@aiops)
+extends_documentation_fragment:
+  - aiops.mlstack.attributes
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
     support: full
 options:
   wants:

@@ -29,13 +29,13 @@ description:
   - Secret values never leave the controller's process on a local connection and are never returned; a
     secret file's diff shows that it changed, not its content.
 author: mlstack maintainers (@aiops)
+extends_documentation_fragment:
+  - aiops.mlstack.attributes
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details: Every step reports what it would change and changes nothing; nothing is pulled or built.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
     support: full
     details: One entry per changed path, then the container's spec diff.
 options:

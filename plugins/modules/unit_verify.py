@@ -34,6 +34,7 @@ description:
     M(ansible.builtin.wait_for) on the unit's host, one after the other. It changes nothing.
 author: mlstack maintainers (@aiops)
 extends_documentation_fragment:
+  - aiops.mlstack.attributes
   - aiops.mlstack.controller
 options:
   unit:

@@ -74,7 +74,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     work = tmp_path_factory.mktemp("redis")
     (work / "users.acl").write_text(_render("users.acl.j2", redis_admin_user="admin", redis_clients=clients,
                                             secrets_values=passwords))
-    conf = _render("redis.conf.j2", ansible_managed="managed", __redis_unit={"port": port}, redis_appendonly=True,
+    # The resolved unit of a Redis with no client on another Docker host: no TLS port.
+    conf = _render("redis.conf.j2", ansible_managed="managed", __redis_unit={"port": port, "tls": None},
+                   redis_appendonly=True,
                    **{k: v for k, v in defaults.items()
                       if k in ("redis_maxmemory", "redis_busy_reply_threshold_ms",
                                "redis_client_output_buffer_limit_normal", "redis_client_output_buffer_limit_pubsub")})
